@@ -1,0 +1,3 @@
+from farreid.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""The `farreid` command: a thin shell over the library. Each sub-module registers its commands on `app`."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from farreid.errors import FarreidError
+
+app = typer.Typer(
+    name="farreid",
+    help=(
+        "Video person re-identification at extreme distance: drones at 5-120 m and ground cameras, "
+        "CLIP vision transformers adapted to tiny blurred tracklets.\n\n"
+        "Most commands take a recipe (--config, a YAML path or a shipped name such as demo_tiny) and dotted "
+        "overrides such as model.pooling=mean data.root=/data/detreidx."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+from farreid.cli import config, data, demo, evaluate, export, extract, search, train  # noqa: E402,F401  (registration)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user-fixable errors become one line on stderr and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except FarreidError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

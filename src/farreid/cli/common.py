@@ -1,0 +1,31 @@
+"""Options shared by the commands, and the one way a command reports that it is not built yet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from farreid.config import Config, load_config
+
+ConfigOption = typer.Option(
+    None, "--config", "-c", help="Recipe: a YAML file or a shipped name (demo_tiny, detreidx_vitb16, detreidx_vitl14)."
+)
+OverridesArgument = typer.Argument(
+    None, help="Dotted overrides KEY=VALUE, e.g. data.root=/data/detreidx model.pooling=mean train.stage2.epochs=10."
+)
+
+
+def build_config(config: Optional[Path], overrides: Optional[list[str]]) -> Config:
+    return load_config(config, overrides or [])
+
+
+def not_built_yet(command: str, issue: int) -> None:
+    """Say plainly that a command is not available in this version, and exit 2 (never pretend to work)."""
+    typer.secho(
+        f"farreid {command}: not implemented in this version yet (tracked in issue {issue}).",
+        fg=typer.colors.YELLOW,
+        err=True,
+    )
+    raise typer.Exit(2)

@@ -1,0 +1,151 @@
+"""Load a recipe, apply dotted overrides, validate against the schema, save it beside a run.
+
+Merging and type checking are OmegaConf's (structured configs); this module adds what a user needs on top:
+recipes found by name, `_base_` inheritance between recipes, and one clear error naming the bad key with
+the closest valid one.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from farreid.errors import FarreidError
+from farreid.config.schema import CHOICES, POSITIVE, Config
+
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs"
+BASE_KEY = "_base_"
+
+
+class ConfigError(FarreidError, ValueError):
+    """A configuration problem a user can fix; the message names the file or key."""
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+
+
+def resolve_recipe(path_or_name: str | Path) -> Path:
+    """A path to a YAML file, or the name of a shipped recipe (`demo_tiny`)."""
+    p = Path(path_or_name)
+    if p.is_file():
+        return p
+    shipped = RECIPE_DIR / f"{p.stem}.yaml"
+    if p.suffix in ("", ".yaml", ".yml") and len(p.parts) <= 2 and shipped.is_file() and not p.exists():
+        return shipped
+    raise ConfigError(
+        f"config file not found: {path_or_name} "
+        f"(shipped recipes: {', '.join(available_recipes()) or 'none'}; pass a path or one of these names)"
+    )
+
+
+def schema_keys(node: Any = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the schema, e.g. `model.adapter.bottleneck`."""
+    keys = []
+    for f in fields(node):
+        key = f"{prefix}{f.name}"
+        keys.append(key)
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if is_dataclass(default):
+            keys.extend(schema_keys(type(default), key + "."))
+    return keys
+
+
+def _unknown_key_error(full_key: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(full_key, schema_keys(), n=1, cutoff=0.6)
+    if not close:  # a typo in the last part only: compare against siblings
+        parent, _, leaf = full_key.rpartition(".")
+        siblings = [k for k in schema_keys() if k.rpartition(".")[0] == parent]
+        leaves = difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in siblings], n=1, cutoff=0.5)
+        close = [f"{parent}.{leaves[0]}" if parent else leaves[0]] if leaves else []
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{full_key}' in {source}{hint}")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """Read one recipe and the chain of `_base_` recipes it names (paths relative to the file)."""
+    if path in seen:
+        raise ConfigError(f"recipe inheritance loops back to {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+    if not base_path.is_file():
+        base_path = resolve_recipe(base)
+    merged = OmegaConf.merge(_read_yaml(base_path, seen + (path,)), data)
+    return OmegaConf.to_container(merged)  # type: ignore[return-value]
+
+
+def _merge(cfg: DictConfig, other: DictConfig | dict, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, other)  # type: ignore[return-value]
+    except ConfigKeyError as exc:
+        raise _unknown_key_error(str(exc.full_key), source) from None
+    except ValidationError as exc:
+        reason = str(exc.msg).splitlines()[0]
+        raise ConfigError(f"bad value for config key '{exc.full_key}' in {source}: {reason}") from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid config in {source}: {exc}") from None
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"override '{item}' must look like key=value, e.g. model.pooling=mean")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from None
+
+
+def load_config(path_or_name: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Schema defaults <- recipe (with its `_base_` chain) <- dotted overrides; returns a typed `Config`."""
+    cfg: DictConfig = OmegaConf.structured(Config)
+    if path_or_name is not None:
+        path = resolve_recipe(path_or_name)
+        cfg = _merge(cfg, _read_yaml(path), str(path))
+    if overrides:
+        cfg = _merge(cfg, parse_overrides(overrides), "the command-line overrides")
+    _check_values(cfg, str(path_or_name) if path_or_name else "the defaults")
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def _check_values(cfg: DictConfig, source: str) -> None:
+    """Reject values outside a key's allowed set or range (OmegaConf checks types only)."""
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        values = value if OmegaConf.is_list(value) else [value]
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise ConfigError(f"config key '{key}' = {bad[0]!r} (from {source} or overrides) must be one of {list(allowed)}")
+    for key in POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if value is None or value <= 0:
+            raise ConfigError(f"config key '{key}' = {value!r} must be > 0")
+
+
+def config_to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def config_to_dict(cfg: Config) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(cfg))  # type: ignore[return-value]
+
+
+def config_from_dict(data: dict, source: str = "a saved config") -> Config:
+    """Rebuild a typed `Config` from a plain mapping (e.g. one stored inside a checkpoint)."""
+    cfg = _merge(OmegaConf.structured(Config), data, source)
+    _check_values(cfg, source)
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]

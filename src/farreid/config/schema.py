@@ -1,0 +1,215 @@
+"""The configuration schema: typed dataclasses, one per part of the system.
+
+OmegaConf turns these into structured configs, so a YAML recipe or a dotted override that names a key
+missing here, or gives a value of the wrong type, is rejected before any work starts.
+Every field is read by the code; a field nothing reads is a defect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AugConfig:
+    """Clip-consistent training augmentation (same parameters for every frame of a clip)."""
+
+    flip_prob: float = 0.5
+    pad: int = 10  # pad then random-crop back to size; 0 disables
+    jitter_prob: float = 0.5
+    brightness: float = 0.1
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.05
+    erase_prob: float = 0.5
+    # Far-distance degradation: down-scale a ground clip to a random person height in pixels, scale back,
+    # blur and add compression-like noise, so that training sees aerial-like scale.
+    degrade_prob: float = 0.5
+    degrade_min_height: int = 16
+    degrade_max_height: int = 64
+    degrade_platforms: list[str] = field(default_factory=lambda: ["ground"])
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "detreidx"
+    root: str = ""
+    protocol: str = "all"  # A2G | G2A | A2A | all (DetReIDX); ignored by single-protocol datasets
+    height: int = 256
+    width: int = 128
+    train_frames: int = 8
+    test_frames: int = 16
+    train_sampling: str = "restricted_random"  # restricted_random | segment_begin | consecutive | all
+    test_sampling: str = "segment_begin"
+    ids_per_batch: int = 2  # P
+    tracklets_per_id: int = 8  # K
+    val_ids: int = 0  # identities held out from train for validation during training (0 = none)
+    workers: int = 2
+    aug: AugConfig = field(default_factory=AugConfig)
+
+
+@dataclass
+class AdapterConfig:
+    """Video Set-Level Adapters: temporal adapter beside attention, frame adapter beside the MLP."""
+
+    enabled: bool = True
+    bottleneck: int = 256
+    zero_init: bool = False
+
+
+@dataclass
+class PromptConfig:
+    """Platform-Bridge Prompts appended after ln_1 in the first `depth` blocks."""
+
+    enabled: bool = True
+    length: int = 4
+    depth: int = -1  # -1 = three quarters of the blocks
+    key: str = "camera"  # camera | platform | altitude | distance
+    num_keys: int = 0  # 0 = inferred from the training set
+    altitude_bins: list[float] = field(default_factory=lambda: [20.0, 40.0, 80.0])
+    distance_bins: list[float] = field(default_factory=lambda: [20.0, 40.0, 80.0])
+
+
+@dataclass
+class TextConfig:
+    """Identity text prompt "[ctx x n_ctx] [id x n_id] [ctx x n_ctx] ." through the frozen text tower."""
+
+    n_ctx: int = 8
+    n_id_tokens: int = 4
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "ViT-B/16"  # a name from farreid.models.clip configs, or inferred from `pretrained`
+    pretrained: str = ""  # local checkpoint path; empty = random init (tests, tiny demo)
+    allow_torchscript: bool = False  # run TorchScript archives' code instead of reading them as data
+    stride: int = 0  # patch-embedding stride; 0 = patch size
+    pos_resize: str = "bicubic"  # bicubic | bilinear
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    pbp: PromptConfig = field(default_factory=PromptConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    finetune_last_n: int = 2  # last N blocks of the image tower trained; 0 = frozen
+    finetune_lr_mult: float = 0.1
+    pooling: str = "attention"  # attention | mean
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class LossConfig:
+    id_weight: float = 0.25
+    label_smoothing: float = 0.1
+    triplet_weight: float = 1.0
+    triplet_margin: float = 0.3
+    triplet_metric: str = "cosine"  # cosine | euclidean
+    i2t_weight: float = 1.0
+    supcon_i2t_weight: float = 1.0
+    supcon_t2i_weight: float = 1.0
+
+
+@dataclass
+class Stage1Config:
+    """Prompt learning over cached, frame-pooled CLIP features."""
+
+    epochs: int = 120
+    batch_size: int = 64
+    lr: float = 3.5e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 5
+    min_lr: float = 1e-6
+
+
+@dataclass
+class Stage2Config:
+    epochs: int = 60
+    lr: float = 1e-4
+    bias_lr_factor: float = 2.0
+    weight_decay: float = 2.5e-4
+    weight_decay_bias: float = 1e-4
+    warmup_epochs: int = 5
+    min_lr: float = 1e-6
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    accum_steps: int = 1
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass
+class TrainConfig:
+    stages: list[str] = field(default_factory=lambda: ["stage1", "stage2"])
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+    eval_every: int = 5  # epochs between validations (needs data.val_ids > 0)
+    checkpoint_every: int = 1  # epochs
+    keep_last: int = 2
+    log_every: int = 20  # iterations
+
+
+@dataclass
+class RerankConfig:
+    enabled: bool = False
+    k1: int = 20
+    k2: int = 6
+    lambda_value: float = 0.3
+
+
+@dataclass
+class EvalConfig:
+    metric: str = "cosine"  # cosine | euclidean
+    junk: str = "camera"  # camera (same pid and camera) | tracklet (the challenge scorer)
+    flip: bool = True
+    dense: bool = False  # all frames in chunks of data.test_frames instead of sampled frames
+    batch_size: int = 8
+    max_rank: int = 50
+    query_chunk: int = 1024
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    write_csv: bool = True
+    show_queries: int = 4  # ranked-result pictures per protocol
+    show_topk: int = 10
+
+
+@dataclass
+class Config:
+    name: str = "run"
+    out_dir: str = "runs"
+    seed: int = 1234
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# Allowed values of string keys, and keys that must be > 0; checked when a config is loaded.
+CHOICES: dict[str, tuple] = {
+    "device": ("auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(16))),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+    "data.protocol": ("all", "A2G", "G2A", "A2A"),
+    "data.train_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
+    "data.test_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
+    "data.aug.degrade_platforms": ("ground", "aerial"),
+    "model.pos_resize": ("bicubic", "bilinear"),
+    "model.pbp.key": ("camera", "platform", "altitude", "distance"),
+    "model.pooling": ("attention", "mean"),
+    "train.stages": ("stage1", "stage2"),
+    "train.stage2.loss.triplet_metric": ("cosine", "euclidean"),
+    "eval.metric": ("cosine", "euclidean"),
+    "eval.junk": ("camera", "tracklet"),
+}
+POSITIVE: tuple[str, ...] = (
+    "data.height",
+    "data.width",
+    "data.train_frames",
+    "data.test_frames",
+    "data.ids_per_batch",
+    "data.tracklets_per_id",
+    "model.adapter.bottleneck",
+    "model.pbp.length",
+    "train.stage1.batch_size",
+    "train.stage1.lr",
+    "train.stage2.lr",
+    "train.stage2.accum_steps",
+    "train.keep_last",
+    "eval.batch_size",
+    "eval.max_rank",
+    "eval.query_chunk",
+)

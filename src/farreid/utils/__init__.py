@@ -1,0 +1,1 @@
+"""Shared helpers: device/precision, logging and progress, atomic files, run directories."""
