@@ -1,0 +1,1 @@
+"""Tracklet-in / embedding-out inference, deployment export, and tracklets from tracker output."""
