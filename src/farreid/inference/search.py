@@ -2,9 +2,10 @@
 
 The gallery arrives as an iterable of row chunks (e.g. feature-file shards read one at a time), so a gallery of a
 million 1024-d embeddings (4 GB) is searched without ever being held whole: each chunk is scored, its top-k merged
-into a running top-k. Scoring uses torch matmul or a faiss flat inner-product index; `backend="auto"` picks faiss
-for few queries against large chunks on the CPU, where its blocked search is cheaper than a dense score matrix
-(see benchmarks/bench_search.py), and torch otherwise (GPU, many queries).
+into a running top-k. Scoring uses torch matmul + topk or faiss' brute-force `knn` (no index is built: a flat
+index would copy every chunk). `backend="auto"` picks faiss for many queries on the CPU, where its blocked search
+avoids materialising a (queries x chunk) score matrix, and torch otherwise (few queries, GPU); see
+benchmarks/bench_search.py for the measured crossover.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 
 from farreid.errors import FarreidError
+
+FAISS_MIN_QUERIES = 256  # below this, torch matmul + topk was as fast or faster on the CPU (bench_search.py)
 
 
 def _faiss_available() -> bool:
@@ -31,7 +34,7 @@ def choose_backend(backend: str, num_queries: int, device: torch.device) -> str:
     if backend == "faiss" and not _faiss_available():
         raise FarreidError("search backend 'faiss' needs the faiss-cpu package: pip install faiss-cpu")
     if backend == "auto":
-        return "faiss" if device.type == "cpu" and num_queries <= 64 and _faiss_available() else "torch"
+        return "faiss" if device.type == "cpu" and num_queries >= FAISS_MIN_QUERIES and _faiss_available() else "torch"
     return backend
 
 
@@ -40,9 +43,12 @@ def _chunk_topk(query: torch.Tensor, chunk: torch.Tensor, k: int, backend: str) 
     if backend == "faiss":
         import faiss
 
-        index = faiss.IndexFlatIP(chunk.shape[1])
-        index.add(np.ascontiguousarray(chunk.numpy(), dtype=np.float32))
-        scores, idx = index.search(np.ascontiguousarray(query.numpy(), dtype=np.float32), k)
+        scores, idx = faiss.knn(
+            np.ascontiguousarray(query.numpy(), dtype=np.float32),
+            np.ascontiguousarray(chunk.numpy(), dtype=np.float32),
+            k,
+            metric=faiss.METRIC_INNER_PRODUCT,
+        )
         return torch.from_numpy(scores), torch.from_numpy(idx).long()
     return torch.topk(query @ chunk.T, k, dim=1)
 
