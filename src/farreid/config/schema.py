@@ -83,6 +83,7 @@ class ModelConfig:
     backbone: str = "ViT-B/16"  # a name from farreid.models.clip configs, or inferred from `pretrained`
     pretrained: str = ""  # local checkpoint path; empty = random init (tests, tiny demo)
     allow_torchscript: bool = False  # run TorchScript archives' code instead of reading them as data
+    activation: str = "auto"  # auto (checkpoint's / QuickGELU for OpenAI weights) | quick_gelu | gelu
     stride: int = 0  # patch-embedding stride; 0 = patch size
     pos_resize: str = "bicubic"  # bicubic | bilinear
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
@@ -188,6 +189,7 @@ CHOICES: dict[str, tuple] = {
     "data.test_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
     "data.aug.degrade_platforms": ("ground", "aerial"),
     "model.pos_resize": ("bicubic", "bilinear"),
+    "model.activation": ("auto", "quick_gelu", "gelu"),
     "model.pbp.key": ("camera", "platform", "altitude", "distance"),
     "model.pooling": ("attention", "mean"),
     "train.stages": ("stage1", "stage2"),
