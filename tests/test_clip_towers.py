@@ -49,14 +49,14 @@ class _RecordingSide(nn.Module):
     def __init__(self, value: float = 0.0):
         super().__init__()
         self.value = value
-        self.seen: dict[str, tuple[torch.Tensor, int]] = {}
+        self.seen: dict[str, torch.Tensor] = {}
 
-    def attn_branch(self, x, num_frames):
-        self.seen["attn"] = (x.clone(), num_frames)
+    def attn_branch(self, x):
+        self.seen["attn"] = x.clone()
         return torch.full_like(x, self.value)
 
-    def mlp_branch(self, x, num_frames):
-        self.seen["mlp"] = (x.clone(), num_frames)
+    def mlp_branch(self, x):
+        self.seen["mlp"] = x.clone()
         return torch.full_like(x, self.value)
 
 
@@ -64,13 +64,29 @@ def test_side_branches_read_the_raw_residual_stream():
     block = ResidualAttentionBlock(64, 2, 256).eval()
     x = torch.randn(4, 5, 64)
     side = _RecordingSide()
-    out = block(x, side=side, num_frames=2)
+    out = block(x, side=side)
     torch.testing.assert_close(out, block(x))  # zero branches change nothing
-    assert torch.equal(side.seen["attn"][0], x) and side.seen["attn"][1] == 2
-    torch.testing.assert_close(side.seen["mlp"][0], x + block.attn(block.ln_1(x)))
+    assert torch.equal(side.seen["attn"], x)
+    torch.testing.assert_close(side.seen["mlp"], x + block.attn(block.ln_1(x)))
     shifted = block(x, side=_RecordingSide(1.0))
     y = x + block.attn(block.ln_1(x)) + 1.0
     torch.testing.assert_close(shifted, y + block.mlp(block.ln_2(y)) + 1.0)
+
+
+def test_attention_mask_hides_keys():
+    attn = SelfAttention(64, 4).eval()
+    x = torch.randn(2, 5, 64)
+    mask = torch.tensor([True, True, True, False, False]).view(1, 1, 1, 5)
+    torch.testing.assert_close(attn(x, mask=mask)[:, :3], attn(x[:, :3]), atol=1e-5, rtol=1e-5)
+
+
+def test_no_grad_prefix_builds_no_graph_before_the_trainable_blocks():
+    model = create_clip("test", image_size=(64, 32))
+    out = model.visual(torch.randn(2, 3, 64, 32), return_blocks=(0,), no_grad_prefix=1)
+    assert not out.blocks[0].requires_grad and out.projected.requires_grad
+    out.projected.sum().backward()
+    assert model.visual.conv1.weight.grad is None and model.visual.transformer.resblocks[0].ln_1.weight.grad is None
+    assert model.visual.transformer.resblocks[1].ln_1.weight.grad is not None
 
 
 def test_gradient_checkpointing_gives_same_outputs_and_gradients():

@@ -65,7 +65,7 @@ class PromptConfig:
     length: int = 4
     depth: int = -1  # -1 = three quarters of the blocks
     key: str = "camera"  # camera | platform | altitude | distance
-    num_keys: int = 0  # 0 = inferred from the training set
+    num_keys: int = 0  # camera key: number of camera ids, 0 = from the training set; other keys size themselves
     altitude_bins: list[float] = field(default_factory=lambda: [20.0, 40.0, 80.0])
     distance_bins: list[float] = field(default_factory=lambda: [20.0, 40.0, 80.0])
 
@@ -89,7 +89,7 @@ class ModelConfig:
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     pbp: PromptConfig = field(default_factory=PromptConfig)
     text: TextConfig = field(default_factory=TextConfig)
-    finetune_last_n: int = 2  # last N blocks of the image tower trained; 0 = frozen
+    finetune_last_n: int = 2  # last N blocks of the image tower trained; 0 = frozen; = depth: whole image tower
     finetune_lr_mult: float = 0.1
     pooling: str = "attention"  # attention | mean
     grad_checkpointing: bool = False

@@ -31,11 +31,12 @@ def make_activation(name: str) -> nn.Module:
 
 
 class SideBranches(Protocol):
-    """What a block calls on a per-block side module (e.g. a VSLA adapter pair)."""
+    """What a block calls on a per-block side object (e.g. a VSLA adapter pair bound to one batch's clip
+    layout); both take and return (N, L, D)."""
 
-    def attn_branch(self, x: Tensor, num_frames: int) -> Tensor: ...
+    def attn_branch(self, x: Tensor) -> Tensor: ...
 
-    def mlp_branch(self, x: Tensor, num_frames: int) -> Tensor: ...
+    def mlp_branch(self, x: Tensor) -> Tensor: ...
 
 
 class SelfAttention(nn.Module):
@@ -51,7 +52,8 @@ class SelfAttention(nn.Module):
         self.out_proj = nn.Linear(width, width)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
-    def forward(self, x: Tensor, extra: Tensor | None = None, causal: bool = False) -> Tensor:
+    def forward(self, x: Tensor, extra: Tensor | None = None, causal: bool = False, mask: Tensor | None = None) -> Tensor:
+        """`mask`: bool, broadcastable to (N, heads, L, L + P), True where a query may attend to a key."""
         n, length, width = x.shape  # (N, L, D)
         head_dim = width // self.heads
         if extra is None:
@@ -62,7 +64,7 @@ class SelfAttention(nn.Module):
             q = q.view(n, length, self.heads, head_dim).transpose(1, 2)
             kv = F.linear(torch.cat([x, extra.to(x.dtype)], dim=1), self.in_proj_weight[width:], self.in_proj_bias[width:])
             k, v = kv.view(n, kv.shape[1], 2, self.heads, head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (N, H, L, Dh)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # (N, H, L, Dh)
         return self.out_proj(out.transpose(1, 2).reshape(n, length, width))
 
 
@@ -87,15 +89,14 @@ class ResidualAttentionBlock(nn.Module):
         x: Tensor,
         extra: Tensor | None = None,
         side: SideBranches | None = None,
-        num_frames: int = 1,
         causal: bool = False,
     ) -> Tensor:
         y = x + self.attn(self.ln_1(x), extra, causal)
         if side is not None:
-            y = y + side.attn_branch(x, num_frames)
+            y = y + side.attn_branch(x)
         z = y + self.mlp(self.ln_2(y))
         if side is not None:
-            z = z + side.mlp_branch(y, num_frames)
+            z = z + side.mlp_branch(y)
         return z
 
 
@@ -116,21 +117,25 @@ class Transformer(nn.Module):
         x: Tensor,
         extra_tokens: Sequence[Tensor | None] | None = None,
         sides: Sequence[SideBranches | None] | None = None,
-        num_frames: int = 1,
         causal: bool = False,
         keep: Sequence[int] = (),
+        no_grad_blocks: int = 0,
     ) -> tuple[Tensor, dict[int, Tensor]]:
         """Returns the last block's output and {block index: output} for the indices in `keep`
-        (negative indices count from the end; the returned keys are as requested)."""
+        (negative indices count from the end; the returned keys are as requested).
+        The first `no_grad_blocks` blocks run without autograd (nothing trainable lives in them)."""
         wanted = {i % self.layers: i for i in keep}
         kept: dict[int, Tensor] = {}
         for i, block in enumerate(self.resblocks):
             extra = extra_tokens[i] if extra_tokens is not None and i < len(extra_tokens) else None
             side = sides[i] if sides is not None and i < len(sides) else None
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, extra, side, num_frames, causal, use_reentrant=False)
+            if i < no_grad_blocks:
+                with torch.no_grad():
+                    x = block(x, extra, side, causal)
+            elif self.grad_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, extra, side, causal, use_reentrant=False)
             else:
-                x = block(x, extra, side, num_frames, causal)
+                x = block(x, extra, side, causal)
             if i in wanted:
                 kept[wanted[i]] = x
         return x, kept

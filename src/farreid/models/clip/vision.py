@@ -124,19 +124,23 @@ class VisionTower(nn.Module):
         images: Tensor,
         extra_tokens: Sequence[Tensor | None] | None = None,
         sides: Sequence[SideBranches | None] | None = None,
-        num_frames: int = 1,
         return_blocks: Sequence[int] = (),
+        no_grad_prefix: int = -1,
     ) -> VisionOutput:
         """`extra_tokens[i]` (N, P, width) join block i's attention as keys/values; `sides[i]` adds parallel
-        branches to block i (`num_frames` consecutive images form one clip for them)."""
+        branches to block i. `no_grad_prefix` = k >= 0 runs the embedding and the first k blocks without
+        autograd (for a caller whose trainable parts start at block k); -1 keeps autograd everywhere."""
         ctx = (
             torch.autocast(images.device.type, dtype=AUTOCAST_DTYPES[self.autocast])
             if self.autocast
             else contextlib.nullcontext()
         )
         with ctx:
-            x = self.embed(images)
-            x, kept = self.transformer(x, extra_tokens, sides, num_frames, keep=return_blocks)
+            with torch.no_grad() if no_grad_prefix >= 0 else contextlib.nullcontext():
+                x = self.embed(images)
+            x, kept = self.transformer(
+                x, extra_tokens, sides, keep=return_blocks, no_grad_blocks=max(no_grad_prefix, 0)
+            )
             tokens = self.ln_post(x)
             projected = tokens[:, 0] @ self.proj.to(tokens.dtype)
         return VisionOutput(blocks=kept, tokens=tokens, projected=projected)
