@@ -44,7 +44,8 @@ def reference():
 def _write(kind: str, state: dict, folder):
     if kind == "state-dict":
         path = folder / "clip.pt"
-        torch.save({**state, "input_resolution": torch.tensor(64), "vocab_size": torch.tensor(49408)}, path)
+        extras = {"input_resolution": torch.tensor(64), "vocab_size": torch.tensor(49408), "attn_mask": torch.ones(77, 77)}
+        torch.save({**state, **extras}, path)
     elif kind == "open_clip":
         path = folder / "epoch_3.pt"
         torch.save({"epoch": 3, "name": "run", "state_dict": {f"module.{k}": v for k, v in state.items()}}, path)

@@ -17,6 +17,11 @@ from farreid.errors import FarreidError
 PROMPT_KEYS = ("camera", "platform", "altitude", "distance")
 
 
+def tracing() -> bool:
+    """True while torch.export / torch.compile / torch.jit trace the model: no data-dependent Python checks."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def num_prompt_keys(key: str, num_cameras: int, altitude_bins: Sequence[float], distance_bins: Sequence[float]) -> int:
     """How many prompt sets a key scheme needs. Bins: 0 = unknown (NaN, e.g. ground), 1.. = bins in order."""
     if key == "camera":
@@ -72,7 +77,7 @@ class PlatformPrompts(nn.Module):
 
     def forward(self, keys: Tensor, num_frames: int) -> list[Tensor]:
         """Per block, the (B*T, length, width) tokens of each frame's tracklet key."""
-        if keys.numel() and (int(keys.min()) < 0 or int(keys.max()) >= self.num_keys):
+        if not tracing() and keys.numel() and (int(keys.min()) < 0 or int(keys.max()) >= self.num_keys):
             raise FarreidError(
                 f"prompt keys must lie in [0, {self.num_keys}) (model.pbp.num_keys); got {keys.unique().tolist()}"
             )

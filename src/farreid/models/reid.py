@@ -20,7 +20,7 @@ from farreid.models.clip.factory import create_clip
 from farreid.models.clip.model import CLIP
 from farreid.models.heads import BNNeckClassifier
 from farreid.models.pooling import TemporalPooling
-from farreid.models.prompts import PlatformPrompts, keys_from_batch, num_prompt_keys
+from farreid.models.prompts import PlatformPrompts, keys_from_batch, num_prompt_keys, tracing
 from farreid.models.text_prompt import TextPromptLearner
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class FarReID(nn.Module):
     `num_keys` is the number of camera ids (used when `prompt_key="camera"`; other keys size themselves).
     `finetune_last_n` blocks of the image tower train at `finetune_lr_mult` x the base rate; equal to the depth
     it trains the whole image tower (patch embedding, positions, ln_post and proj too: training from scratch).
+    `clip` passes ready CLIP towers (then the backbone/pretrained/image-size arguments are not used).
     """
 
     def __init__(
@@ -224,8 +225,8 @@ class FarReID(nn.Module):
     def frame_features(self, clip: Tensor, keys: Tensor | None = None, mask: Tensor | None = None) -> FrameFeatures:
         """Per-frame CLS features with adapters and prompts. clip (B, T, 3, H, W); mask (B, T) True = real."""
         b, t = clip.shape[:2]
-        if mask is not None and bool(mask.all()):
-            mask = None
+        if mask is not None and not tracing() and bool(mask.all()):
+            mask = None  # nothing padded: the unmasked attention kernels are faster
         sides = [adapter.bind(t, mask) for adapter in self.adapters] if self.adapters is not None else None
         extra = None
         if self.prompts is not None:

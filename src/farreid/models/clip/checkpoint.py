@@ -69,6 +69,8 @@ def read_checkpoint(path: str | Path, allow_torchscript: bool = False, activatio
         if "Weights only load failed" in reason or "weights_only" in reason or "Unsupported global" in reason:
             reason = "it holds pickled Python objects besides tensors, which farreid does not unpickle"
         raise CheckpointError(f"cannot read {path}: {reason} (expected {EXPECTED})") from None
+    # Causal masks some exporters store beside the weights are rebuilt by the towers, not loaded.
+    state = {k: v for k, v in state.items() if k.rpartition(".")[2] != "attn_mask"}
     if is_hf_state_dict(state):
         state = hf_to_openai(state)
     if "visual.conv1.weight" not in state:
