@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import time
 
@@ -96,7 +97,8 @@ def main() -> None:
         results.append(row)
         del ours, theirs
     meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.processor() or platform.machine(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "repeats": args.repeats}
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "repeats": args.repeats,
+            "load_average_1min_at_end": os.getloadavg()[0]}  # other processes on the cores skew absolute figures
     atomic_write_json(args.out, {"benchmark": "clip_image_tower", "meta": meta, "results": results})
     print(f"saved {args.out}")
 
