@@ -65,7 +65,7 @@ class PromptConfig:
     length: int = 4
     depth: int = -1  # -1 = three quarters of the blocks
     key: str = "camera"  # camera | platform | altitude | distance
-    num_keys: int = 0  # 0 = inferred from the training set
+    num_keys: int = 0  # camera key: number of camera ids, 0 = from the training set; other keys size themselves
     altitude_bins: list[float] = field(default_factory=lambda: [20.0, 40.0, 80.0])
     distance_bins: list[float] = field(default_factory=lambda: [20.0, 40.0, 80.0])
 
@@ -83,12 +83,13 @@ class ModelConfig:
     backbone: str = "ViT-B/16"  # a name from farreid.models.clip configs, or inferred from `pretrained`
     pretrained: str = ""  # local checkpoint path; empty = random init (tests, tiny demo)
     allow_torchscript: bool = False  # run TorchScript archives' code instead of reading them as data
+    activation: str = "auto"  # auto (checkpoint's / QuickGELU for OpenAI weights) | quick_gelu | gelu
     stride: int = 0  # patch-embedding stride; 0 = patch size
     pos_resize: str = "bicubic"  # bicubic | bilinear
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     pbp: PromptConfig = field(default_factory=PromptConfig)
     text: TextConfig = field(default_factory=TextConfig)
-    finetune_last_n: int = 2  # last N blocks of the image tower trained; 0 = frozen
+    finetune_last_n: int = 2  # last N blocks of the image tower trained; 0 = frozen; = depth: whole image tower
     finetune_lr_mult: float = 0.1
     pooling: str = "attention"  # attention | mean
     grad_checkpointing: bool = False
@@ -188,6 +189,7 @@ CHOICES: dict[str, tuple] = {
     "data.test_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
     "data.aug.degrade_platforms": ("ground", "aerial"),
     "model.pos_resize": ("bicubic", "bilinear"),
+    "model.activation": ("auto", "quick_gelu", "gelu"),
     "model.pbp.key": ("camera", "platform", "altitude", "distance"),
     "model.pooling": ("attention", "mean"),
     "train.stages": ("stage1", "stage2"),

@@ -1,0 +1,276 @@
+"""FarReID: the far-distance video ReID model (VSLA adapters, platform prompts, last-N fine-tuning,
+temporal pooling, BNNeck heads, identity text prompts) assembled on farreid's CLIP towers.
+
+Clips are (B, T, 3, H, W); the B*T frames run through the image tower as one batch (frames of a clip
+consecutive), with every block's adapter bound to that layout and the clip's prompt tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from farreid.errors import FarreidError
+from farreid.models.adapters import VSLAdapter
+from farreid.models.clip.factory import create_clip
+from farreid.models.clip.model import CLIP
+from farreid.models.heads import BNNeckClassifier
+from farreid.models.pooling import TemporalPooling
+from farreid.models.prompts import PlatformPrompts, keys_from_batch, num_prompt_keys, tracing
+from farreid.models.text_prompt import TextPromptLearner
+
+if TYPE_CHECKING:
+    from farreid.config.schema import Config
+
+STAGES = ("stage1", "stage2")
+
+
+@dataclass
+class ReIDOutput:
+    """What a training step needs from one forward pass (all per tracklet, frame-pooled, pre-BN features)."""
+
+    logits: list[Tensor]  # [BNNeck classifier on the final CLS, on the projected CLS], each (B, num_classes)
+    triplet_features: list[Tensor]  # [penultimate-block CLS, final CLS after ln_post, projected CLS]
+    projected: Tensor  # (B, d_proj), for the image-text losses
+
+
+@dataclass
+class FrameFeatures:
+    penultimate: Tensor  # (B, T, width) raw CLS of the second-to-last block
+    final: Tensor  # (B, T, width) CLS after ln_post
+    projected: Tensor  # (B, T, d_proj)
+
+
+class FarReID(nn.Module):
+    """Build with plain keyword arguments, or `FarReID.from_config(cfg, num_classes, num_keys)`.
+
+    `num_keys` is the number of camera ids (used when `prompt_key="camera"`; other keys size themselves).
+    `finetune_last_n` blocks of the image tower train at `finetune_lr_mult` x the base rate; equal to the depth
+    it trains the whole image tower (patch embedding, positions, ln_post and proj too: training from scratch).
+    `clip` passes ready CLIP towers (then the backbone/pretrained/image-size arguments are not used).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        num_keys: int = 0,
+        *,
+        backbone: str = "ViT-B/16",
+        pretrained: str = "",
+        image_size: tuple[int, int] = (256, 128),
+        stride: int = 0,
+        pos_resize: str = "bicubic",
+        activation: str = "auto",
+        allow_torchscript: bool = False,
+        adapters: bool = True,
+        adapter_bottleneck: int = 256,
+        adapter_zero_init: bool = False,
+        prompts: bool = True,
+        prompt_length: int = 4,
+        prompt_depth: int = -1,
+        prompt_key: str = "camera",
+        altitude_bins: Sequence[float] = (20.0, 40.0, 80.0),
+        distance_bins: Sequence[float] = (20.0, 40.0, 80.0),
+        n_ctx: int = 8,
+        n_id_tokens: int = 4,
+        finetune_last_n: int = 2,
+        finetune_lr_mult: float = 0.1,
+        pooling: str = "attention",
+        grad_checkpointing: bool = False,
+        clip: CLIP | None = None,
+    ):
+        super().__init__()
+        if num_classes <= 0:
+            raise FarreidError(f"num_classes must be > 0, got {num_classes}")
+        self.clip = clip or create_clip(
+            backbone, pretrained, image_size, stride or None, pos_resize, activation, allow_torchscript
+        )
+        if self.clip.text is None:
+            raise FarreidError(f"backbone {backbone or pretrained} has no text tower; the identity text prompts need one")
+        visual = self.clip.visual
+        depth, width, proj_dim = visual.layers, visual.width, visual.output_dim
+        if not 0 <= finetune_last_n <= depth:
+            raise FarreidError(f"model.finetune_last_n={finetune_last_n} must lie in [0, {depth}] (the tower's depth)")
+        self.finetune_last_n = finetune_last_n
+        self.finetune_lr_mult = finetune_lr_mult
+        self.prompt_key, self.altitude_bins, self.distance_bins = prompt_key, tuple(altitude_bins), tuple(distance_bins)
+        visual.set_grad_checkpointing(grad_checkpointing)
+
+        self.adapters = (
+            nn.ModuleList(VSLAdapter(width, adapter_bottleneck, adapter_zero_init) for _ in range(depth)) if adapters else None
+        )
+        self.prompts = None
+        if prompts:
+            prompt_depth = round(0.75 * depth) if prompt_depth == -1 else prompt_depth
+            if not 1 <= prompt_depth <= depth:
+                raise FarreidError(f"model.pbp.depth={prompt_depth} must lie in [1, {depth}] (or -1 = 3/4 of the blocks)")
+            keys = num_prompt_keys(prompt_key, num_keys, self.altitude_bins, self.distance_bins)
+            self.prompts = PlatformPrompts(prompt_depth, prompt_length, keys, width)
+        self.pool = TemporalPooling(width, pooling)  # shared by the penultimate and the final CLS
+        self.pool_proj = TemporalPooling(proj_dim, pooling)
+        self.head = BNNeckClassifier(width, num_classes)
+        self.head_proj = BNNeckClassifier(proj_dim, num_classes)
+        text = self.clip.text
+        self.prompt_learner = TextPromptLearner(num_classes, text.width, n_ctx, n_id_tokens, text.context_length)
+        self.set_stage("stage2")
+
+    @classmethod
+    def from_config(cls, cfg: "Config", num_classes: int, num_keys: int = 0) -> "FarReID":
+        m = cfg.model
+        return cls(
+            num_classes,
+            m.pbp.num_keys if m.pbp.num_keys > 0 else num_keys,
+            backbone=m.backbone,
+            pretrained=m.pretrained,
+            image_size=(cfg.data.height, cfg.data.width),
+            stride=m.stride,
+            pos_resize=m.pos_resize,
+            activation=m.activation,
+            allow_torchscript=m.allow_torchscript,
+            adapters=m.adapter.enabled,
+            adapter_bottleneck=m.adapter.bottleneck,
+            adapter_zero_init=m.adapter.zero_init,
+            prompts=m.pbp.enabled,
+            prompt_length=m.pbp.length,
+            prompt_depth=m.pbp.depth,
+            prompt_key=m.pbp.key,
+            altitude_bins=m.pbp.altitude_bins,
+            distance_bins=m.pbp.distance_bins,
+            n_ctx=m.text.n_ctx,
+            n_id_tokens=m.text.n_id_tokens,
+            finetune_last_n=m.finetune_last_n,
+            finetune_lr_mult=m.finetune_lr_mult,
+            pooling=m.pooling,
+            grad_checkpointing=m.grad_checkpointing,
+        )
+
+    # ----------------------------------------------------------------- what trains
+    def _tail_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        visual = self.clip.visual
+        if self.finetune_last_n == visual.layers:
+            return [(f"clip.visual.{n}", p) for n, p in visual.named_parameters()]
+        first = visual.layers - self.finetune_last_n
+        return [
+            (f"clip.visual.transformer.resblocks.{i}.{n}", p)
+            for i in range(first, visual.layers)
+            for n, p in visual.transformer.resblocks[i].named_parameters()
+        ]
+
+    def _new_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        parts = {"adapters": self.adapters, "prompts": self.prompts, "pool": self.pool, "pool_proj": self.pool_proj,
+                 "head": self.head, "head_proj": self.head_proj}
+        return [
+            (f"{name}.{n}", p)
+            for name, module in parts.items()
+            if module is not None
+            for n, p in module.named_parameters()
+            if not n.endswith("bn.bias")  # BNNeck bias stays frozen
+        ]
+
+    def set_stage(self, stage: str) -> None:
+        """stage1: only the text prompt learner trains; stage2: new modules + the image tower's tail.
+        Every other parameter gets requires_grad=False."""
+        if stage not in STAGES:
+            raise FarreidError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
+        self.requires_grad_(False)
+        if stage == "stage1":
+            self.prompt_learner.requires_grad_(True)
+        else:
+            for _, p in self._new_parameters() + self._tail_parameters():
+                p.requires_grad_(True)
+        self.stage = stage
+
+    def parameter_groups(self, stage: str = "stage2") -> list[dict]:
+        """Optimiser groups: stage2 -> "new" (lr_mult 1) and "backbone_tail" (lr_mult `finetune_lr_mult`);
+        stage1 -> "prompt_learner". Each group: name, params, param_names, lr_mult; empty groups are left out."""
+        if stage == "stage1":
+            named = [[(f"prompt_learner.{n}", p) for n, p in self.prompt_learner.named_parameters()]]
+            specs = [("prompt_learner", 1.0)]
+        else:
+            named = [self._new_parameters(), self._tail_parameters()]
+            specs = [("new", 1.0), ("backbone_tail", self.finetune_lr_mult)]
+        return [
+            {"name": name, "params": [p for _, p in group], "param_names": [n for n, _ in group], "lr_mult": mult}
+            for (name, mult), group in zip(specs, named)
+            if group
+        ]
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {
+            "total": sum(p.numel() for p in self.parameters()),
+            "trainable": sum(p.numel() for p in self.parameters() if p.requires_grad),
+        }
+
+    @property
+    def _no_grad_prefix(self) -> int:
+        """Leading part of the image tower that needs no autograd: none when the whole tower trains; the
+        embedding when adapters/prompts start at block 0 (the graph must flow through every frozen block
+        to reach them); else the embedding and every block before the tail."""
+        visual = self.clip.visual
+        if self.finetune_last_n == visual.layers:
+            return -1
+        if self.adapters is not None or self.prompts is not None:
+            return 0
+        return visual.layers - self.finetune_last_n
+
+    # ----------------------------------------------------------------- forward passes
+    def prompt_keys(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """(B,) prompt keys of a clip batch per `prompt_key` (camera id, platform, altitude/distance bin)."""
+        return keys_from_batch(batch, self.prompt_key, self.altitude_bins, self.distance_bins)
+
+    def frame_features(self, clip: Tensor, keys: Tensor | None = None, mask: Tensor | None = None) -> FrameFeatures:
+        """Per-frame CLS features with adapters and prompts. clip (B, T, 3, H, W); mask (B, T) True = real."""
+        b, t = clip.shape[:2]
+        if mask is not None and not tracing() and bool(mask.all()):
+            mask = None  # nothing padded: the unmasked attention kernels are faster
+        sides = [adapter.bind(t, mask) for adapter in self.adapters] if self.adapters is not None else None
+        extra = None
+        if self.prompts is not None:
+            if keys is None:
+                raise FarreidError("prompt keys are required when platform prompts are enabled (model.prompt_keys(batch))")
+            extra = self.prompts(keys.to(clip.device), t)
+        out = self.clip.visual(
+            clip.flatten(0, 1), extra_tokens=extra, sides=sides, return_blocks=(-2,), no_grad_prefix=self._no_grad_prefix
+        )
+        return FrameFeatures(
+            penultimate=out.blocks[-2][:, 0].reshape(b, t, -1),
+            final=out.pooled.reshape(b, t, -1),
+            projected=out.projected.reshape(b, t, -1),
+        )
+
+    def _pooled(self, clip: Tensor, keys: Tensor | None, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        frames = self.frame_features(clip, keys, mask)
+        return (
+            self.pool(frames.penultimate, mask),
+            self.pool(frames.final, mask),
+            self.pool_proj(frames.projected, mask),
+        )
+
+    def forward(self, clip: Tensor, keys: Tensor | None = None, mask: Tensor | None = None) -> ReIDOutput:
+        penultimate, final, projected = self._pooled(clip, keys, mask)
+        logits = [self.head(final), self.head_proj(projected)]
+        return ReIDOutput(logits=logits, triplet_features=[penultimate, final, projected], projected=projected)
+
+    def embed(self, clip: Tensor, keys: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        """The test feature: L2-normalised concat(final CLS, projected CLS), pooled, before BN (B, width + d_proj)."""
+        _, final, projected = self._pooled(clip, keys, mask)
+        return F.normalize(torch.cat([final, projected], dim=1).float(), dim=1)
+
+    @torch.no_grad()
+    def frame_pooled_projection(self, clip: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Stage 1's image feature: the plain CLIP tower (no adapters, no prompts), projected CLS averaged over
+        the real frames (B, d_proj)."""
+        b, t = clip.shape[:2]
+        projected = self.clip.visual(clip.flatten(0, 1)).projected.reshape(b, t, -1).float()
+        if mask is None:
+            return projected.mean(dim=1)
+        weights = mask.to(projected.dtype).unsqueeze(-1)
+        return (projected * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    def text_features(self, labels: Tensor) -> Tensor:
+        """(n,) identity labels -> (n, d_proj) features of their learned prompts through the frozen text tower."""
+        return self.prompt_learner(labels, self.clip.text)
