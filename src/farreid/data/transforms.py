@@ -1,7 +1,8 @@
 """Clip-consistent image transforms on (T, C, H, W) tensors with plain torch ops (no torchvision).
 
 Every random parameter is drawn once per clip from the `torch.Generator` passed in, and the same parameters are
-applied to all T frames: a tracklet stays one person under one flip, crop, colour change and erasing box.
+applied to all T frames: a tracklet stays one person under one flip, crop, colour change, erasing box and
+degradation. (Only the degradation's sensor-noise field is drawn per frame, at one strength, as a camera's is.)
 Order: far-distance degradation (per platform) -> flip -> pad + crop -> colour jitter -> normalise -> erase.
 """
 
