@@ -4,7 +4,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -333,5 +332,5 @@ def test_build_from_config_passes_protocol_only_where_accepted(tmp_path):
 def test_indexing_reads_no_pixels(tmp_path, monkeypatch):
     root = make_detreidx(tmp_path)
     monkeypatch.setattr(Image, "open", lambda *a, **k: pytest.fail("an image was decoded at index time"))
-    assert len(build_dataset("detreidx", root).train) == 4
-    assert np.isfinite(len(build_dataset("detreidx", root).protocol("A2G").query))
+    ds = build_dataset("detreidx", root)
+    assert len(ds.train) == 4 and len(ds.protocol("A2G").query) == 2
