@@ -8,6 +8,7 @@ Every field is read by the code; a field nothing reads is a defect.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -22,25 +23,33 @@ class AugConfig:
     saturation: float = 0.1
     hue: float = 0.05
     erase_prob: float = 0.5
+    erase_min_area: float = 0.02  # fraction of the frame
+    erase_max_area: float = 0.4
+    erase_ratio: float = 0.3  # aspect ratios drawn from [ratio, 1/ratio]
     # Far-distance degradation: down-scale a ground clip to a random person height in pixels, scale back,
     # blur and add compression-like noise, so that training sees aerial-like scale.
     degrade_prob: float = 0.5
     degrade_min_height: int = 16
     degrade_max_height: int = 64
+    degrade_max_blur: float = 1.0  # Gaussian sigma in low-resolution pixels, drawn from [0, max]
+    degrade_min_quality: int = 30  # JPEG-like quality drawn from [min, 95]
+    degrade_noise: float = 0.02  # std of additive noise, drawn from [0, max]
     degrade_platforms: list[str] = field(default_factory=lambda: ["ground"])
 
 
 @dataclass
 class DataConfig:
-    dataset: str = "detreidx"
+    dataset: str = "detreidx"  # a registered name: detreidx | mars | ilidsvid | prid2011 | folder | yours
     root: str = ""
     protocol: str = "all"  # A2G | G2A | A2A | all (DetReIDX); ignored by single-protocol datasets
+    options: dict[str, Any] = field(default_factory=dict)  # extra dataset keywords, e.g. folder: {pattern: ...}
     height: int = 256
     width: int = 128
+    interpolation: str = "bicubic"  # resize of decoded frames: bicubic | bilinear
     train_frames: int = 8
     test_frames: int = 16
-    train_sampling: str = "restricted_random"  # restricted_random | segment_begin | consecutive | all
-    test_sampling: str = "segment_begin"
+    train_sampling: str = "restricted_random"  # restricted_random | segment_begin | consecutive
+    test_sampling: str = "segment_begin"  # ... | all (every frame, in chunks of test_frames)
     ids_per_batch: int = 2  # P
     tracklets_per_id: int = 8  # K
     val_ids: int = 0  # identities held out from train for validation during training (0 = none)
@@ -185,7 +194,8 @@ CHOICES: dict[str, tuple] = {
     "device": ("auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(16))),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data.protocol": ("all", "A2G", "G2A", "A2A"),
-    "data.train_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
+    "data.interpolation": ("bicubic", "bilinear"),
+    "data.train_sampling": ("restricted_random", "segment_begin", "consecutive"),
     "data.test_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
     "data.aug.degrade_platforms": ("ground", "aerial"),
     "model.pos_resize": ("bicubic", "bilinear"),
