@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from farreid.data import build_dataset
 from farreid.errors import FarreidError
 from farreid.inference.mot import MotBox, clamp_box, read_mot_tracks, split_track, tracklets_from_mot
 
@@ -48,13 +49,20 @@ def test_from_frame_folder(tmp_path):
     out = tmp_path / "tracklets"
     summary = tracklets_from_mot(_tracks_file(tmp_path), out, frames_dir=frames, max_len=4, min_len=2, min_size=8, camid=3)
     rows = list(csv.DictReader((out / "tracklets.csv").open()))
-    names = {r["tracklet"] for r in rows}
-    assert "0001_c3_f000001" in names and "0001_c3_f000009" in names  # 10 frames -> 4 + 4 + 2
+    names = {r["path"] for r in rows}
+    assert "gallery/0001/0001_c3_f000001" in names and "gallery/0001/0001_c3_f000009" in names  # 10 -> 4 + 4 + 2
     assert summary.skipped_boxes > 0  # person 2 leaves the image; track 7 is one pixel
     assert all(r["camid"] == "3" and r["platform"] == "ground" for r in rows)
-    crop = np.asarray(Image.open(out / "0001" / "0001_c3_f000001" / "000001.jpg"))
+    crop = np.asarray(Image.open(out / "gallery" / "0001" / "0001_c3_f000001" / "000001.jpg"))
     assert crop.shape == (60, 20, 3) and crop[..., 0].mean() > 150  # the red person
-    assert not (out / "0007").exists()
+    assert not (out / "gallery" / "0007").exists()
+
+    # a second camera into the same folder keeps the first camera's rows, and the folder dataset reads both
+    tracklets_from_mot(_tracks_file(tmp_path), out, frames_dir=frames, max_len=4, min_len=2, camid=5, split="query")
+    dataset = build_dataset("folder", out, load_train=False)
+    protocol = dataset.protocols["test"]
+    assert {t.camid for t in protocol.gallery} == {3} and {t.camid for t in protocol.query} == {5}
+    assert len(protocol.gallery) == summary.tracklets
 
 
 def test_from_video(tmp_path):
@@ -70,8 +78,8 @@ def test_from_video(tmp_path):
             container.mux(packet)
     out = tmp_path / "tracklets"
     summary = tracklets_from_mot(_tracks_file(tmp_path), out, video=video, max_len=0, min_len=2)
-    assert summary.tracklets >= 1 and (out / "0001" / "0001_c0_f000001").is_dir()
-    assert len(list((out / "0001" / "0001_c0_f000001").glob("*.jpg"))) == 10
+    assert summary.tracklets >= 1 and (out / "gallery" / "0001" / "0001_c0_f000001").is_dir()
+    assert len(list((out / "gallery" / "0001" / "0001_c0_f000001").glob("*.jpg"))) == 10
 
 
 def test_bad_inputs(tmp_path):

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from farreid.cli import app
-from farreid.cli.common import ConfigOption, OverridesArgument, build_config, not_built_yet
+from farreid.cli.common import ConfigOption, OverridesArgument, build_config
 
 data_app = typer.Typer(
     help="Datasets: synthesise a DetReIDX-layout set (synth), print statistics (stats), cut tracklets from "
@@ -71,6 +71,27 @@ def stats(
 
 
 @data_app.command("from-mot")
-def from_mot() -> None:
-    """Cut MOT-format tracks (frame,id,x,y,w,h,...) into tracklet folders."""
-    not_built_yet("data from-mot", 9)
+def from_mot(
+    tracks: Path = typer.Option(..., "--tracks", "-t", help="MOT-format tracks file: frame,id,x,y,w,h[,conf,...]."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder of the `folder` dataset layout to write into."),
+    frames: Optional[Path] = typer.Option(None, "--frames", help="Folder of frame images (frame k = k-th image)."),
+    video: Optional[Path] = typer.Option(None, "--video", help="Video file (needs PyAV: pip install 'farreid\\[video]')."),
+    split: str = typer.Option("gallery", "--split", help="Split folder to write: train, query or gallery."),
+    camid: int = typer.Option(0, "--camid", help="Camera id recorded for these tracklets."),
+    platform: str = typer.Option("ground", "--platform", help="ground or aerial."),
+    max_len: int = typer.Option(16, "--max-len", help="Split tracks into tracklets of at most this many frames (0 = whole)."),
+    min_len: int = typer.Option(4, "--min-len", help="Drop tracklets shorter than this."),
+    min_size: int = typer.Option(8, "--min-size", help="Skip boxes narrower or lower than this many pixels after clamping."),
+    min_conf: float = typer.Option(-1.0, "--min-conf", help="Skip rows whose confidence column is below this."),
+) -> None:
+    """Cut MOT-format tracks (frame,id,x,y,w,h,...) into tracklet folders for extract/search."""
+    from farreid.inference.mot import tracklets_from_mot
+
+    summary = tracklets_from_mot(
+        tracks, out, frames_dir=frames, video=video, min_conf=min_conf, max_len=max_len, min_len=min_len,
+        min_size=min_size, camid=camid, platform=platform, split=split,
+    )
+    typer.echo(
+        f"wrote {summary.tracklets} tracklets ({summary.crops} crops) from {summary.tracks} tracks to {out / split}; "
+        f"skipped {summary.skipped_boxes} degenerate boxes, dropped {summary.dropped_pieces} short pieces"
+    )

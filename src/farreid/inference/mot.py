@@ -1,12 +1,13 @@
 """From a user's own footage to tracklet folders: cut MOT-format tracker output into person crops.
 
 MOT rows are `frame,id,x,y,w,h[,conf,...]` with 1-based frame numbers and boxes in pixels (MOTChallenge
-`gt.txt` / tracker results). Each track becomes one or more tracklet folders in the generic folder layout
+`gt.txt` / tracker results). Each track becomes one or more tracklet folders in the generic `folder` layout
 
-    OUT/<track id>/<track id>_c<camid>_f<first frame>/<frame>.jpg
+    OUT/<split>/<track id>/<track id>_c<camid>_f<first frame>/<frame>.jpg
 
-plus `OUT/tracklets.csv` (tracklet, pid, camid, platform, first_frame, last_frame, frames), so that
-`farreid extract` and `farreid search` can take them directly. Boxes are clamped to the image; boxes that end
+plus rows in the layout's sidecar `OUT/tracklets.csv` (path, camid, platform, first_frame, last_frame, frames;
+rows of earlier runs for other cameras are kept), so `farreid extract --dataset folder --root OUT` takes them
+directly. The track id is the identity folder: ids are unique within one tracker run, not across cameras. Boxes are clamped to the image; boxes that end
 up smaller than `min_size` pixels are skipped; a track is split where it has a gap and into pieces of at most
 `max_len` frames; pieces shorter than `min_len` are dropped.
 """
@@ -27,6 +28,8 @@ from farreid.utils.io import atomic_write_text, safe_join
 from farreid.utils.log import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+SIDECAR = "tracklets.csv"  # the sidecar name the `folder` dataset reads
+SIDECAR_COLUMNS = ["path", "camid", "platform", "first_frame", "last_frame", "frames"]
 
 
 @dataclass(frozen=True)
@@ -151,13 +154,17 @@ def cut_tracklets(
     min_size: int = 8,
     camid: int = 0,
     platform: str = "ground",
+    split: str = "gallery",
     quality: int = 95,
 ) -> MotSummary:
     """Write the crops of every track piece; `frames` yields (frame number, image) in increasing order."""
     if platform not in ("ground", "aerial"):
         raise FarreidError(f"platform must be 'ground' or 'aerial', got {platform!r}")
+    if split not in ("train", "query", "gallery"):
+        raise FarreidError(f"split must be train, query or gallery, got {split!r}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    split_dir = out_dir / split
+    split_dir.mkdir(parents=True, exist_ok=True)
     summary = MotSummary(tracks=len(tracks))
     by_frame: dict[int, list[tuple[MotBox, str]]] = defaultdict(list)
     pieces: dict[str, list[MotBox]] = {}
@@ -176,24 +183,33 @@ def cut_tracklets(
             if right - left < min_size or bottom - top < min_size:
                 summary.skipped_boxes += 1
                 continue
-            folder = safe_join(out_dir, f"{box.track:04d}", name)
+            folder = safe_join(split_dir, f"{box.track:04d}", name)
             folder.mkdir(parents=True, exist_ok=True)
             image.crop((left, top, right, bottom)).save(folder / f"{number:06d}.jpg", quality=quality)
             written[name].append(number)
             summary.crops += 1
     for name, numbers in sorted(written.items()):
-        track_id = pieces[name][0].track
         summary.rows.append(
-            {"tracklet": name, "pid": track_id, "camid": camid, "platform": platform,
+            {"path": f"{split}/{pieces[name][0].track:04d}/{name}", "camid": camid, "platform": platform,
              "first_frame": numbers[0], "last_frame": numbers[-1], "frames": len(numbers)}
         )
     summary.tracklets = len(summary.rows)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["tracklet", "pid", "camid", "platform", "first_frame", "last_frame", "frames"])
-    writer.writeheader()
-    writer.writerows(summary.rows)
-    atomic_write_text(out_dir / "tracklets.csv", buf.getvalue())
+    _update_sidecar(out_dir / SIDECAR, summary.rows)
     return summary
+
+
+def _update_sidecar(path: Path, rows: list[dict]) -> None:
+    """Add this run's rows to the folder layout's sidecar, keeping rows of other runs (other cameras)."""
+    kept: dict[str, dict] = {}
+    if path.is_file():
+        with path.open(newline="") as fh:
+            kept = {row["path"]: row for row in csv.DictReader(fh) if row.get("path")}
+    kept.update({row["path"]: row for row in rows})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SIDECAR_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(sorted(kept.values(), key=lambda r: r["path"]))
+    atomic_write_text(path, buf.getvalue())
 
 
 def tracklets_from_mot(
