@@ -255,7 +255,8 @@ def ddp_main(out_dir: str, *overrides: str) -> None:
 
     torch.set_num_threads(1)
     cfg = toy_config(Path(out_dir), *overrides)
-    parts = toy_parts(cfg, rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]), bnneck=False)
+    parts = toy_parts(cfg, val_ids=cfg.data.val_ids, rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]),
+                      bnneck=False)
     train(cfg, parts=parts, console=False)
 
 
