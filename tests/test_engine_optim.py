@@ -110,3 +110,19 @@ def test_stepper_state_round_trip():
     other.load_state_dict(state)
     assert other.scheduler.step_count == 1
     assert torch.equal(other.optimizer.state_dict()["state"][0]["exp_avg"], state["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_loss_scaling_path_matches_unscaled_training():
+    """The fp16 path (GradScaler: scale, unscale before clipping, step) gives the unscaled result."""
+    plain, x, y = _regression()
+    scaled, _, _ = _regression()
+    s_plain = _stepper(plain, clip=0.5)
+    s_scaled = _stepper(scaled, clip=0.5)
+    s_scaled.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    for _ in range(3):
+        for model, stepper in ((plain, s_plain), (scaled, s_scaled)):
+            stepper.backward(nn.functional.mse_loss(model(x), y))
+            stepper.step()
+    assert s_scaled.scaler.get_scale() == 2.0**10 and "scale" in s_scaled.state_dict()["scaler"]
+    for a, b in zip(plain.parameters(), scaled.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)

@@ -59,6 +59,15 @@ def test_tiny_two_stage_training_learns(tmp_path):
     assert (result.run_dir / "config.yaml").is_file()
 
 
+def test_bf16_autocast_training_runs(tmp_path):
+    cfg = toy_config(tmp_path, "precision=bf16", "train.stages=[stage2]", "train.stage2.epochs=2",
+                     "train.stage2.warmup_epochs=0", "train.stage2.loss.i2t_weight=0",
+                     "train.stage2.loss.supcon_i2t_weight=0", "train.stage2.loss.supcon_t2i_weight=0")
+    result = train(cfg, parts=toy_parts(cfg), console=False)
+    assert result.completed and torch.isfinite(torch.tensor(result.final_metrics["loss"]))
+    assert "i2t" not in result.final_metrics  # text terms off: stage 2 runs without a stage-1 result
+
+
 RESUME_OVERRIDES = ("data.ids_per_batch=2", "train.stage2.accum_steps=2", "train.stage2.grad_clip=1.0", "train.checkpoint_every=2")
 
 

@@ -1,5 +1,5 @@
 """torch.distributed for training launched by `torchrun`: process group from the environment, DDP wrapping,
-gathering across ranks with gradients, and reductions for metrics.
+gathering across ranks (with gradients for the losses, as objects for caches, metrics and RNG states).
 
 Every helper is a no-op for a single process, so the training code has one path.
 """
@@ -111,16 +111,6 @@ def average_gradients(params: list[nn.Parameter], ctx: DistContext) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad)
             p.grad.div_(ctx.world_size)
-
-
-def all_reduce_sum(values: dict[str, float], ctx: DistContext, device: torch.device) -> dict[str, float]:
-    """Sum of scalar metrics over ranks (e.g. tracklets seen), same result on every rank."""
-    if not ctx.enabled or not values:
-        return dict(values)
-    keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return dict(zip(keys, t.tolist()))
 
 
 def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:

@@ -41,13 +41,17 @@ class TrainingParts:
     and yield samples that `collate_fn` turns into batch dicts. Training labels are 0..num_classes-1.
     """
 
-    model: nn.Module
+    model: nn.Module  # a `farreid.engine.ReIDModel`
     num_classes: int
     train_loader: ResumableLoader
     feature_dataset: Any | None = None
     val_query: Any | None = None
     val_gallery: Any | None = None
     collate_fn: Callable | None = None
+
+    def __post_init__(self) -> None:
+        if (self.val_query is None) != (self.val_gallery is None):
+            raise ValueError("TrainingParts needs both val_query and val_gallery for validation, or neither")
 
 
 @dataclass
@@ -260,8 +264,8 @@ class Trainer:
         states = resume["rng"]
         if len(states) != self.ctx.world_size and self.ctx.is_main:
             self.logger.warning(
-                f"resuming a run checkpointed on {len(states)} process(es) on {self.ctx.world_size}: the batch order "
-                "is kept but random draws (dropout) differ from an uninterrupted run"
+                f"resuming a run checkpointed on {len(states)} process(es) on {self.ctx.world_size}: training continues "
+                "but not bit-exactly (the epoch under way is re-split over the processes, random draws differ)"
             )
         restore_rng(states[self.ctx.rank] if len(states) == self.ctx.world_size else states[0])
 
