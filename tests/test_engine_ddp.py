@@ -31,10 +31,9 @@ def _free_port() -> int:
 
 @pytest.mark.usefixtures("one_thread")
 def test_two_processes_train_like_one_with_the_whole_batch(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
     src = str(Path(farreid_init).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, str(Path(engine_toys.__file__).parent)]), "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
            engine_toys.__file__, str(tmp_path / "ddp"), *OVERRIDES]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]

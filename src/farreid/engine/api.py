@@ -127,7 +127,7 @@ def open_stage1_result(cfg: Config, run_path: Path) -> Mapping[str, Any] | None:
     state = load_checkpoint(path)
     if state.get("stage") != "stage1" or not state["loop"]["complete"]:
         raise CheckpointError(f"{path} is not a finished stage-1 result (it is a {state.get('stage')} checkpoint)")
-    check_config(state, config_to_dict(cfg), path, ignore=(), only=STAGE1_KEYS, what="start stage 2")
+    check_config(state, config_to_dict(cfg), path, only=STAGE1_KEYS, what="start stage 2")
     return state
 
 

@@ -22,13 +22,13 @@ FORMAT = "farreid-train-checkpoint/1"
 STAGES = ("stage1", "stage2")
 STEP_FILE = re.compile(r"^(stage[12])-step(\d+)\.pt$")
 
-# Keys that change where or how verbosely a run works, not what it computes; they may differ on resume.
+# Keys that say where things are or how verbosely a run works, not what it computes; they may differ on resume.
 RESUME_FREE_KEYS = (
-    "name", "out_dir", "device", "data.root", "data.workers", "train.log_every", "train.keep_last",
-    "train.checkpoint_every", "train.eval_every", "train.stage1_checkpoint", "eval",
+    "name", "out_dir", "device", "data.root", "data.workers", "model.pretrained", "model.allow_torchscript",
+    "train.log_every", "train.keep_last", "train.checkpoint_every", "train.eval_every", "train.stage1_checkpoint", "eval",
 )
 # What a stage-1 result must share with the stage-2 run that reads it: the model and the identity labels.
-STAGE1_KEYS = ("seed", "data.dataset", "data.protocol", "data.val_ids", "model")
+STAGE1_KEYS = ("seed", "data.dataset", "data.options", "data.val_ids", "model")
 
 
 class CheckpointError(FarreidError):
