@@ -75,20 +75,25 @@ def run_case(name: str, steps: int, threads: int) -> dict:
         "distance": torch.full((batch,), float("nan")),
         "index": torch.arange(batch),
     }
-    times = []
+    parts: dict[str, list[float]] = {"forward_s": [], "backward_s": [], "optimizer_s": [], "step_s": []}
     for i in range(steps + 1):
-        start = time.perf_counter()
-        terms, _ = objective(batch_dict)
+        t0 = time.perf_counter()
+        terms, _ = objective(batch_dict)  # forward + every loss term
+        t1 = time.perf_counter()
         stepper.backward(terms["loss"])
+        t2 = time.perf_counter()
         stepper.step()
+        t3 = time.perf_counter()
         if i:  # the first step is a warm-up
-            times.append(time.perf_counter() - start)
-    step = statistics.median(times)
+            for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                parts[key].append(value)
+    median = {key: statistics.median(values) for key, values in parts.items()}
+    step = median["step_s"]
     return {
         "case": name, "recipe": recipe, "backbone": cfg.model.backbone, "precision": precision_name,
         "tracklets_per_step": batch, "frames": frames, "input": f"{cfg.data.height}x{cfg.data.width}",
         "trainable_params_M": sum(p.numel() for p in trainable_parameters(groups)) / 1e6,
-        "step_s": step, "tracklets_per_s": batch / step, "loss": float(terms["loss"]),
+        **median, "tracklets_per_s": batch / step, "loss": float(terms["loss"]),
         "rss_after_build_MiB": rss_model, "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -112,7 +117,8 @@ def main() -> None:
             sys.exit(f"{name} failed:\n{out.stderr[-4000:]}")
         row = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(row)
-        print(f"{name}: {row['step_s']:.3f} s/step, {row['tracklets_per_s']:.2f} tracklets/s, "
+        print(f"{name}: {row['step_s']:.3f} s/step (forward+loss {row['forward_s']:.3f}, backward {row['backward_s']:.3f}, "
+              f"Adam {row['optimizer_s']:.3f}), {row['tracklets_per_s']:.2f} tracklets/s, "
               f"peak RSS {row['peak_rss_MiB']:.0f} MiB (model built: {row['rss_after_build_MiB']:.0f} MiB)", flush=True)
     by_name = {r["case"]: r for r in results}
     for base in ("demo_tiny", "vitb16"):

@@ -126,3 +126,19 @@ def test_loss_scaling_path_matches_unscaled_training():
     assert s_scaled.scaler.get_scale() == 2.0**10 and "scale" in s_scaled.state_dict()["scaler"]
     for a, b in zip(plain.parameters(), scaled.parameters()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_groups_given_as_a_list_of_dicts_with_their_own_multiplier():
+    """The form farreid.models.FarReID returns: [{"name", "params", "param_names", "lr_mult"}]."""
+    model = ToyReID(num_classes=5)
+    as_mapping = model.parameter_groups()
+    names = {id(p): n for n, p in model.named_parameters()}
+    model.parameter_groups = lambda: [
+        {"name": name, "params": params, "param_names": [names[id(p)] for p in params], "lr_mult": 0.5 if name == "backbone_tail" else 1.0}
+        for name, params in as_mapping.items()
+    ]
+    groups = _groups_by_name(stage2_param_groups(
+        model, lr=1e-3, weight_decay=5e-4, bias_lr_factor=2.0, weight_decay_bias=1e-4, backbone_lr_mult=0.1
+    ))
+    assert math.isclose(groups["backbone_tail"]["lr"], 5e-4) and math.isclose(groups["backbone_tail.bias"]["lr"], 1e-3)
+    assert math.isclose(groups["new.bias"]["lr"], 2e-3)

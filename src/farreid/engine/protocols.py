@@ -6,7 +6,7 @@ them, and so do the small stand-ins in the tests. Nothing here imports the model
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, Protocol, Union, runtime_checkable
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,9 @@ class ReIDModel(Protocol):
 
     def text_features(self, labels: Tensor) -> Tensor: ...
 
-    def parameter_groups(self) -> Mapping[str, NamedParams]: ...
+    def parameter_groups(self) -> Mapping[str, NamedParams] | Sequence[Mapping[str, Any]]:
+        """{"new": params, "backbone_tail": params}, or a list of {"name", "params", "param_names", "lr_mult"}."""
+        ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 

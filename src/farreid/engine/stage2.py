@@ -49,6 +49,31 @@ def text_table(model: nn.Module, num_classes: int, precision: Precision, chunk: 
         model.train(was_training)
 
 
+def model_groups(model: nn.Module, backbone_lr_mult: float = 1.0) -> tuple[dict[str, list[tuple[str, nn.Parameter]]], dict[str, float]]:
+    """`model.parameter_groups()` as ({name: [(param name, param)]}, {name: lr multiplier}).
+
+    Accepts a mapping {name: params} or a list of {"name", "params", optional "param_names", "lr_mult"} dicts
+    (what `farreid.models.FarReID` returns). A group's own `lr_mult` wins; a "backbone_tail" group without one
+    gets `backbone_lr_mult`.
+    """
+    raw = model.parameter_groups()
+    if isinstance(raw, Mapping):
+        items = [(name, params, None) for name, params in raw.items()]
+    else:
+        items = [
+            (g["name"], list(zip(g["param_names"], g["params"])) if "param_names" in g else g["params"], g.get("lr_mult"))
+            for g in raw
+        ]
+    groups, mults = {}, {}
+    for name, params, mult in items:
+        groups[name] = named_group_params(model, params)
+        if mult is not None:
+            mults[name] = float(mult)
+        elif name == "backbone_tail":
+            mults[name] = backbone_lr_mult
+    return groups, mults
+
+
 def stage2_param_groups(
     model: nn.Module,
     *,
@@ -60,12 +85,11 @@ def stage2_param_groups(
 ) -> list[dict[str, Any]]:
     """Optimiser groups from `model.parameter_groups()` ("new" at lr, "backbone_tail" at lr x multiplier, biases
     at x `bias_lr_factor`). Every parameter outside the groups is frozen."""
-    groups = {name: named_group_params(model, params) for name, params in model.parameter_groups().items()}
+    groups, mults = model_groups(model, backbone_lr_mult)
     listed = {id(p) for pairs in groups.values() for _, p in pairs}
     for p in model.parameters():
         if id(p) not in listed:
             p.requires_grad_(False)
-    mults = {"backbone_tail": backbone_lr_mult} if "backbone_tail" in groups else {}
     return build_param_groups(model, groups, lr, weight_decay, bias_lr_factor, weight_decay_bias, mults)
 
 
