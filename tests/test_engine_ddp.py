@@ -6,7 +6,6 @@ SyncBatchNorm there), so the toy model here has no BNNeck.
 """
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,17 +22,11 @@ from farreid.utils.log import read_metrics
 OVERRIDES = ("data.val_ids=4", "train.stage2.accum_steps=2", "train.stage2.grad_clip=1.0", "train.eval_every=1")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.usefixtures("one_thread")
 def test_two_processes_train_like_one_with_the_whole_batch(tmp_path):
     src = str(Path(farreid_init).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, str(Path(engine_toys.__file__).parent)]), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # standalone: a free port
            engine_toys.__file__, str(tmp_path / "ddp"), *OVERRIDES]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]

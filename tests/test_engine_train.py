@@ -6,7 +6,7 @@ import torch
 from engine_toys import one_thread, toy_config, toy_parts  # noqa: F401  (fixture)
 from farreid.cli import main
 from farreid.config import ConfigError, load_config
-from farreid.engine import CheckpointError, load_checkpoint, train, validate
+from farreid.engine import CheckpointError, DivergedError, load_checkpoint, train, validate
 from farreid.engine.checks import check_train_config
 from farreid.engine.distributed import DistContext
 from farreid.engine.validate import embed_dataset, ranking_metrics
@@ -66,6 +66,15 @@ def test_bf16_autocast_training_runs(tmp_path):
     result = train(cfg, parts=toy_parts(cfg), console=False)
     assert result.completed and torch.isfinite(torch.tensor(result.final_metrics["loss"]))
     assert "i2t" not in result.final_metrics  # text terms off: stage 2 runs without a stage-1 result
+
+
+def test_a_loss_that_is_not_finite_stops_training_with_a_clear_error(tmp_path):
+    cfg = toy_config(tmp_path, "train.stages=[stage2]", "train.stage2.loss.i2t_weight=0",
+                     "train.stage2.loss.supcon_i2t_weight=0", "train.stage2.loss.supcon_t2i_weight=0", "train.log_every=1")
+    parts = toy_parts(cfg)
+    parts.train_loader.data.clips[:] = float("nan")
+    with pytest.raises(DivergedError, match="stage2: the loss became nan by step 1; lower train.stage2.lr"):
+        train(cfg, parts=parts, console=False)
 
 
 RESUME_OVERRIDES = ("data.ids_per_batch=2", "train.stage2.accum_steps=2", "train.stage2.grad_clip=1.0", "train.checkpoint_every=2")

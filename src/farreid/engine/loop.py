@@ -183,7 +183,8 @@ class StageLoop:
                     if stop_at_step is not None and state.step >= stop_at_step:
                         save(state)
                         return False
-                self._log("epoch", state, epoch_meter.read())
+                if epoch_meter.count:  # nothing left of an epoch resumed at its very end
+                    self._log("epoch", state, epoch_meter.read())
                 epoch_meter.reset()
                 state.epoch += 1
                 state.batch = 0
@@ -219,8 +220,8 @@ class StageLoop:
         """A metrics record; `kind` ("step" or "epoch", the mean over the epoch) is its message."""
         if not math.isfinite(metrics.get("loss", 0.0)):
             raise DivergedError(
-                f"{self.stage}: the loss became {metrics['loss']} by step {state.step}; lower the learning rate, "
-                "enable train.stage2.grad_clip, or use bf16/fp32 instead of fp16"
+                f"{self.stage}: the loss became {metrics['loss']} by step {state.step}; lower train.{self.stage}.lr, "
+                "clip gradients (train.stage2.grad_clip), or use bf16/fp32 instead of fp16"
             )
         self.last_metrics = metrics
         if self.ctx.is_main:
