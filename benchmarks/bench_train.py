@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -44,7 +45,7 @@ def run_case(name: str, steps: int, threads: int) -> dict:
     from farreid.engine.distributed import DistContext
     from farreid.engine.loop import Stepper
     from farreid.engine.losses import ReIDLoss
-    from farreid.engine.optim import WarmupCosine, trainable_parameters
+    from farreid.engine.optim import WarmupCosine, adam, trainable_parameters
     from farreid.engine.stage2 import ReIDObjective, stage2_param_groups
     from farreid.models import FarReID
     from farreid.utils.device import Precision
@@ -59,7 +60,7 @@ def run_case(name: str, steps: int, threads: int) -> dict:
     precision = Precision(torch.device("cpu"), precision_name)
     groups = stage2_param_groups(model, lr=s2.lr, weight_decay=s2.weight_decay, bias_lr_factor=s2.bias_lr_factor,
                                  weight_decay_bias=s2.weight_decay_bias, backbone_lr_mult=cfg.model.finetune_lr_mult)
-    optimizer = torch.optim.Adam(groups)
+    optimizer = adam(groups)
     stepper = Stepper(optimizer, WarmupCosine(optimizer, total_steps=1000), precision.grad_scaler(), trainable_parameters(groups))
     with torch.no_grad():
         text = torch.randn(num_classes, model.text_features(torch.tensor([0])).shape[-1])
@@ -109,6 +110,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_case(args.child, args.steps, args.threads)))
         return
+    load_before = os.getloadavg()
     results = []
     for name in args.cases:
         out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps), "--threads", str(args.threads)],
@@ -127,6 +129,7 @@ def main() -> None:
             by_name[f"{base}-bf16"]["speedup_vs_fp32"] = ratio
             print(f"{base}: bf16 step is {ratio:.2f}x as fast as fp32")
     meta = {"torch": torch.__version__, "threads": args.threads, "steps": args.steps,
+            "load_average_before_after": [load_before, os.getloadavg()],  # other processes on the machine skew the figures
             "machine": platform.processor() or platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     atomic_write_json(args.out, {"benchmark": "stage2_training_step", "meta": meta, "results": results})
     print(f"saved {args.out}")

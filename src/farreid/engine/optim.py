@@ -71,6 +71,12 @@ def build_param_groups(
     return out
 
 
+def adam(params: Any, **kwargs: Any) -> torch.optim.Adam:
+    """The recipe's Adam, with multi-tensor updates on every device: PyTorch uses them by default on CUDA only,
+    and on the CPU they make the update of ~100 parameter tensors ~6x faster (measured on demo_tiny)."""
+    return torch.optim.Adam(params, foreach=True, **kwargs)
+
+
 def trainable_parameters(param_groups: Iterable[Mapping[str, Any]]) -> list[nn.Parameter]:
     return [p for g in param_groups for p in g["params"]]
 

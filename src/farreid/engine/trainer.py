@@ -19,7 +19,7 @@ from farreid.engine.checks import check_stage1_batch
 from farreid.engine.distributed import DistContext, all_gather_objects, average_gradients, broadcast_object, wrap_ddp
 from farreid.engine.loop import LoopState, StageLoop, Stepper
 from farreid.engine.losses import ReIDLoss
-from farreid.engine.optim import WarmupCosine, trainable_parameters
+from farreid.engine.optim import WarmupCosine, adam, trainable_parameters
 from farreid.engine.protocols import ResumableLoader
 from farreid.engine.stage1 import PromptObjective, cache_features, feature_batches, prompt_parameters
 from farreid.engine.stage2 import ReIDObjective, stage2_param_groups, text_table
@@ -136,7 +136,7 @@ class Trainer:
             )
             check_stage1_batch(s1.batch_size, len(features), self.ctx.world_size)
             steps_per_epoch = len(features) // s1.batch_size
-            optimizer = torch.optim.Adam(params, lr=s1.lr, weight_decay=s1.weight_decay)
+            optimizer = adam(params, lr=s1.lr, weight_decay=s1.weight_decay)
             scheduler = WarmupCosine(optimizer, s1.epochs * steps_per_epoch, s1.warmup_epochs * steps_per_epoch, s1.warmup_factor, s1.min_lr)
             stepper = Stepper(optimizer, scheduler, self.precision.grad_scaler(), params,
                               before_step=lambda: average_gradients(params, self.ctx))
@@ -188,7 +188,7 @@ class Trainer:
             weight_decay_bias=s2.weight_decay_bias, backbone_lr_mult=cfg.model.finetune_lr_mult,
         )
         wrapped = wrap_ddp(model, self.ctx, self.precision.device, cfg.train.sync_bn)
-        optimizer = torch.optim.Adam(groups)
+        optimizer = adam(groups)
         loader = parts.train_loader
         steps_per_epoch = len(loader) // s2.accum_steps
         if steps_per_epoch == 0:
