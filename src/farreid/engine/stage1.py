@@ -17,7 +17,7 @@ from farreid.engine.losses import prompt_loss
 from farreid.engine.protocols import move_batch
 from farreid.utils.device import Precision
 
-STAGE1_STREAM = 1  # seed stream of the stage-1 feature order (stage 2 batches use the sampler's own seed)
+STAGE1_STREAM = 1  # seed stream of the stage-1 feature order (stage-2 batches come from the training loader)
 
 
 @torch.no_grad()

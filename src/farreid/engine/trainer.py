@@ -57,7 +57,7 @@ class TrainingParts:
 @dataclass
 class TrainResult:
     run_dir: Path
-    completed: bool  # False when stopped early at `stop_at_step`
+    completed: bool  # False when stopped early (`stop_at`)
     stages: list[str]
     last_checkpoint: Path | None
     best_checkpoint: Path | None
