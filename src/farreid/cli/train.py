@@ -1,10 +1,30 @@
-"""`farreid train`."""
+"""`farreid train`: a thin shell over `farreid.engine.train`."""
+
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 from farreid.cli import app
-from farreid.cli.common import not_built_yet
+from farreid.cli.common import ConfigOption, OverridesArgument, build_config
 
 
 @app.command("train")
-def train() -> None:
-    """Train a recipe (stage 1 prompt learning, stage 2 adaptation) on one or many GPUs (torchrun) or the CPU."""
-    not_built_yet("train", 7)
+def train(
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = OverridesArgument,
+    resume: Optional[str] = typer.Option(
+        None, "--resume", "-r",
+        help="Continue a run: a checkpoint path, or 'auto' for the newest checkpoint in <out_dir>/<name>/checkpoints "
+        "(a fresh start when there is none). The configuration must match the checkpoint's.",
+    ),
+) -> None:
+    """Train a recipe (stage 1 prompt learning, stage 2 adaptation) on the CPU, one GPU, or many GPUs / nodes
+    with torchrun (torchrun --nproc_per_node 4 -m farreid train -c RECIPE ...)."""
+    from farreid.engine import train as run_training
+
+    result = run_training(build_config(config, overrides), resume=resume)
+    state = "finished" if result.completed else "stopped early"
+    typer.echo(f"training {state}: {result.run_dir}")
+    if result.best:
+        typer.echo(f"best validation mAP {result.best['mAP']:.4f} (R1 {result.best['R1']:.4f}) at epoch {result.best['epoch']}")

@@ -106,39 +106,45 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    id_weight: float = 0.25
-    label_smoothing: float = 0.1
-    triplet_weight: float = 1.0
+    """Stage-2 loss weights; a weight of 0 switches a term off."""
+
+    id_weight: float = 0.25  # label-smoothed CE on each BNNeck classifier
+    label_smoothing: float = 0.1  # for the identity and image->text CE
+    triplet_weight: float = 1.0  # batch-hard triplet on each pooled feature
     triplet_margin: float = 0.3
     triplet_metric: str = "cosine"  # cosine | euclidean
-    i2t_weight: float = 1.0
+    i2t_weight: float = 1.0  # CE of projected features against every identity's text feature
     supcon_i2t_weight: float = 1.0
     supcon_t2i_weight: float = 1.0
 
 
 @dataclass
 class Stage1Config:
-    """Prompt learning over cached, frame-pooled CLIP features."""
+    """Prompt learning over cached, frame-pooled CLIP features (image side frozen). Adam; schedule per iteration."""
 
     epochs: int = 120
-    batch_size: int = 64
+    batch_size: int = 64  # cached features a step (global, over all processes)
     lr: float = 3.5e-4
     weight_decay: float = 1e-4
     warmup_epochs: int = 5
-    min_lr: float = 1e-6
+    warmup_factor: float = 0.1  # linear warmup starts at this fraction of lr
+    min_lr: float = 1e-6  # end of the cosine decay
 
 
 @dataclass
 class Stage2Config:
+    """Adapters, prompts, pooling, last-N blocks, necks and classifiers. Adam; schedule per optimiser step."""
+
     epochs: int = 60
     lr: float = 1e-4
-    bias_lr_factor: float = 2.0
+    bias_lr_factor: float = 2.0  # biases train at lr x this
     weight_decay: float = 2.5e-4
     weight_decay_bias: float = 1e-4
     warmup_epochs: int = 5
+    warmup_factor: float = 0.1
     min_lr: float = 1e-6
     grad_clip: float = 0.0  # max gradient norm; 0 disables
-    accum_steps: int = 1
+    accum_steps: int = 1  # micro-batches of P x K per optimiser step
     loss: LossConfig = field(default_factory=LossConfig)
 
 
@@ -147,10 +153,13 @@ class TrainConfig:
     stages: list[str] = field(default_factory=lambda: ["stage1", "stage2"])
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+    # Stage-1 result read when stage1 is not in `stages`; empty = checkpoints/stage1.pt of this run.
+    stage1_checkpoint: str = ""
     eval_every: int = 5  # epochs between validations (needs data.val_ids > 0)
     checkpoint_every: int = 1  # epochs
-    keep_last: int = 2
-    log_every: int = 20  # iterations
+    keep_last: int = 2  # step checkpoints kept (plus stage1.pt and best.pt)
+    log_every: int = 20  # optimiser steps between metric records
+    sync_bn: bool = True  # batch norm statistics over all processes (CUDA only; CPU ranks use their own)
 
 
 @dataclass
@@ -216,11 +225,17 @@ POSITIVE: tuple[str, ...] = (
     "data.tracklets_per_id",
     "model.adapter.bottleneck",
     "model.pbp.length",
+    "train.stage1.epochs",
     "train.stage1.batch_size",
     "train.stage1.lr",
+    "train.stage2.epochs",
     "train.stage2.lr",
+    "train.stage2.bias_lr_factor",
     "train.stage2.accum_steps",
+    "train.eval_every",
+    "train.checkpoint_every",
     "train.keep_last",
+    "train.log_every",
     "eval.batch_size",
     "eval.max_rank",
     "eval.query_chunk",
