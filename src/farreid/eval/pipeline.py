@@ -19,7 +19,7 @@ from farreid.eval.pictures import MATCH, MISMATCH, NEUTRAL, QUERY, Item, ranked_
 from farreid.eval.protocols import CASE_ORDER, TABLE_METRICS, EvaluationResult, ProtocolData, evaluate_protocols
 from farreid.eval.report import figure, html_table, percent, png_bytes, render_cmc_plot, section, write_html_report
 from farreid.eval.rerank import RerankParams
-from farreid.eval.submission import write_submission
+from farreid.eval.submission import check_gallery_names, write_submission
 from farreid.utils.io import atomic_write_json, atomic_write_text, safe_join
 from farreid.utils.log import get_logger
 
@@ -111,6 +111,8 @@ def run_evaluation(
     want_csv = write_csv and bool(cases)
     if write_csv and not cases:
         log.info(f"no challenge case among protocols {[p.name for p in protocols]}: submission CSV skipped")
+    for data in cases if want_csv else []:
+        check_gallery_names(data)  # before the long work, not after
     result = evaluate_protocols(
         protocols, metric=metric, junk=junk, max_rank=max_rank, map_at=map_at, rerank=rerank,
         chunk_size=chunk_size, device=device, topk=max(show_topk, 1), keep_ranking=want_csv,

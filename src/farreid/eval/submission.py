@@ -27,6 +27,16 @@ CASE_NAMES = {
 HEADER = ("row_id", "case", "query_tracklet", "ranked_gallery_tracklets")
 
 
+def check_gallery_names(data: ProtocolData) -> None:
+    """Gallery names are written space-separated, so they must be non-empty and free of whitespace."""
+    bad = [n for n in data.gallery.names if not n or any(ch.isspace() for ch in n)]
+    if bad:
+        raise FarreidError(
+            f"{data.name}: gallery tracklet name {bad[0]!r} is empty or contains whitespace, which the challenge "
+            "CSV cannot represent (ranked names are space-separated)"
+        )
+
+
 def write_submission(path: str | Path, cases: dict[str, tuple[ProtocolData, np.ndarray]]) -> int:
     """Write the CSV from {protocol name: (data, (q, g) gallery order)}; returns the number of rows.
 
@@ -42,12 +52,9 @@ def write_submission(path: str | Path, cases: dict[str, tuple[ProtocolData, np.n
     for name in (n for n in CASE_ORDER if n in cases):
         data, ranking = cases[name]
         q, g = data.query, data.gallery
+        check_gallery_names(data)
         if ranking.shape != (len(q), len(g)):
             raise FarreidError(f"{name}: ranking of shape {ranking.shape} for {len(q)} queries x {len(g)} gallery")
-        spaced = [n for n in [*q.names, *g.names] if not n or any(ch.isspace() for ch in n)]
-        if spaced:
-            raise FarreidError(f"{name}: tracklet name {spaced[0]!r} is empty or has whitespace; the CSV separates "
-                               "ranked names by spaces")
         gallery_names = np.array(g.names, dtype=object)
         for i in sorted(range(len(q)), key=lambda i: (int(q.pids[i]), q.names[i])):
             row_id += 1
