@@ -40,7 +40,8 @@ def challenge_protocols(seed=0, nq=12, ng=40, ids=10, dim=16, frames=(), anonymi
     rng = np.random.default_rng(seed)
     centers = rng.normal(size=(ids, dim))
     out = []
-    for name, (qp, gp) in {"A2G": ("aerial", "ground"), "G2A": ("ground", "aerial"), "A2A": ("aerial", "aerial")}.items():
+    platforms = {"A2G": ("aerial", "ground"), "G2A": ("ground", "aerial"), "A2A": ("aerial", "aerial")}
+    for name, (qp, gp) in platforms.items():
         q = feature_set(rng, nq, centers, qp, f"{name}_q", frames, anonymised)
         g = feature_set(rng, ng, centers, gp, f"{name}_g", frames, anonymised, cameras=(1, 2))
         out.append(ProtocolData(name, q, g))

@@ -47,7 +47,8 @@ class Track:
 
 
 def test_from_tracklet_records():
-    fs = FeatureSet.from_tracklets(torch.ones(2, 3), [Track("t0", 1, 0, "ground", ("a",)), Track("t1", 2, 1, "aerial", (), 30.0)])
+    records = [Track("t0", 1, 0, "ground", ("a",)), Track("t1", 2, 1, "aerial", (), 30.0)]
+    fs = FeatureSet.from_tracklets(torch.ones(2, 3), records)
     assert fs.names == ["t0", "t1"] and fs.frames == [("a",), ()]
     assert math.isnan(fs.altitude[0]) and fs.altitude[1] == 30.0 and math.isnan(fs.distance[1])
 
@@ -71,7 +72,8 @@ def test_protocol_store_round_trip_in_case_order(tmp_path):
         (lambda d: (d / "features.safetensors").write_bytes(b"not a safetensors file"), "not a readable safetensors"),
         (lambda d: (d / "meta.csv").write_text("name,pid\nx,1\n"), "missing column"),
         (lambda d: (d / "meta.csv").write_text((d / "meta.csv").read_text().replace(",0,", ",zero,", 1)), "line 2"),
-        (lambda d: (d / "meta.csv").write_text((d / "meta.csv").read_text().rsplit("\n", 2)[0] + "\n"), "metadata rows"),
+        (lambda d: (d / "meta.csv").write_text((d / "meta.csv").read_text().rsplit("\n", 2)[0] + "\n"),
+         "metadata rows"),
     ],
 )
 def test_broken_feature_folders_give_one_clear_error(tmp_path, breakage, message):
