@@ -27,7 +27,7 @@ from farreid.errors import FarreidError
 from farreid.eval.rerank_source import FeatureSource, MatrixSource
 from farreid.utils.log import progress
 
-BLOCK_BYTES = 256 * 2**20  # working memory of one row block of base distances
+BLOCK_BYTES = 64 * 2**20  # one row block of base distances (the pass over all N rows holds ~2 of them)
 PAIR_BUDGET = 2**22  # (query entry, gallery entry) pairs expanded at once in the Jaccard step
 
 
@@ -75,23 +75,35 @@ def _pointers(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
     return ptr
 
 
-def _neighbours(src, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k (ascending, self included) of every row of the normalised squared distances, and the row maxima."""
+def _neighbours(src, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k (ascending, self included) of every row of the normalised squared distances: indices, their
+    normalised values, and the row maxima."""
     n = src.num_total
     knn = torch.empty(n, k, dtype=torch.long, device=src.device)
+    values = torch.empty(n, k, dtype=torch.float32, device=src.device)
     row_max = torch.empty(n, dtype=torch.float32, device=src.device)
     with progress(total=n, desc="re-ranking: neighbours") as bar:
-        for start, stop in _blocks(n, BLOCK_BYTES // (12 * n)):
-            squared = src.squared_rows(start, stop)
-            peak = squared.max(dim=1).values
+        for start, stop in _blocks(n, BLOCK_BYTES // (4 * n)):
+            index, squared, peak = src.nearest(start, stop, k)
             if (peak <= 0).any():
                 bad = start + int(torch.nonzero(peak <= 0)[0])
                 raise FarreidError(f"re-ranking: item {bad} is at distance 0 from every item (identical features?)")
-            squared /= peak[:, None]
-            knn[start:stop] = torch.topk(squared, k, dim=1, largest=False, sorted=True).indices
-            row_max[start:stop] = peak
+            knn[start:stop], values[start:stop], row_max[start:stop] = index, squared / peak[:, None], peak
             bar.update(stop - start)
-    return knn, row_max
+    return knn, values, row_max
+
+
+def _pair_values(src, knn: torch.Tensor, values: torch.Tensor, row_max: torch.Tensor, rows, cols) -> torch.Tensor:
+    """Normalised squared distance at (rows, cols): read from the kept neighbour lists when the pair is there
+    (almost always), computed from the source otherwise."""
+    match = knn[rows] == cols[:, None]
+    found = match.any(dim=1)
+    out = values[rows, match.to(torch.uint8).argmax(dim=1)]
+    missing = ~found
+    if missing.any():
+        r, c = rows[missing], cols[missing]
+        out[missing] = src.squared_pairs(r, c) / row_max[r]
+    return out
 
 
 def _reciprocal(knn: torch.Tensor, k: int) -> torch.Tensor:
@@ -104,7 +116,7 @@ def _reciprocal(knn: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
-def _expanded_weights(src, knn: torch.Tensor, row_max: torch.Tensor, k1: int) -> _Sparse:
+def _expanded_weights(src, knn: torch.Tensor, values: torch.Tensor, row_max: torch.Tensor, k1: int) -> _Sparse:
     """V: exp(-distance) over each item's expanded k-reciprocal set, normalised per row."""
     n = src.num_total
     k_full, k_half = min(k1 + 1, n), min(int(round(k1 / 2.0)) + 1, n)  # round() halves to even, as np.around
@@ -119,7 +131,11 @@ def _expanded_weights(src, knn: torch.Tensor, row_max: torch.Tensor, k1: int) ->
         k_recip = torch.where(is_recip, cand, -1)
         cand_set = near_half[cand]  # (c, K1, H1): each candidate's half-size neighbours
         cand_mask = recip_half[cand] & is_recip[..., None]  # its half-size reciprocal set, for real candidates
-        inside = ((cand_set[..., None] == k_recip[:, None, None, :]).any(-1) & cand_mask).sum(-1)
+        # |candidate set & k_recip|: look every candidate-set member up in the sorted k_recip row
+        recip_sorted = k_recip.sort(dim=1).values
+        flat = cand_set.reshape(len(cand), -1)
+        hit = recip_sorted.gather(1, torch.searchsorted(recip_sorted, flat).clamp_max_(k_full - 1)) == flat
+        inside = (hit.view_as(cand_mask) & cand_mask).sum(-1)
         accept = is_recip & (inside.double() > threshold[cand_mask.sum(-1)])
         extra = torch.where(accept[..., None] & cand_mask, cand_set, -1).flatten(1)
         members = torch.cat([k_recip, extra], dim=1).sort(dim=1).values
@@ -127,7 +143,7 @@ def _expanded_weights(src, knn: torch.Tensor, row_max: torch.Tensor, k1: int) ->
         keep[:, 1:] &= members[:, 1:] != members[:, :-1]
         rows = torch.arange(start, stop, device=knn.device)[:, None].expand_as(members)[keep]
         cols = members[keep]
-        weight = torch.exp(-(src.squared_pairs(rows, cols) / row_max[rows]))
+        weight = torch.exp(-_pair_values(src, knn, values, row_max, rows, cols))
         total = torch.zeros(stop - start, dtype=torch.float32, device=knn.device).index_add_(0, rows - start, weight)
         rows_out.append(rows)
         cols_out.append(cols)
@@ -169,11 +185,12 @@ def _gallery_columns(v: _Sparse, num_query: int) -> tuple[torch.Tensor, torch.Te
 def _rerank_chunks(src, params: RerankParams, chunk_size: int) -> Iterator[tuple[int, torch.Tensor]]:
     q, n = src.num_query, src.num_total
     g = n - q
-    knn, row_max = _neighbours(src, min(max(params.k1 + 1, params.k2), n))
-    v = _expanded_weights(src, knn, row_max, params.k1)
+    # 2 (k1 + 1) neighbours hold ~all of each expanded set, so V's weights are mostly read, not recomputed
+    knn, values, row_max = _neighbours(src, min(max(2 * (params.k1 + 1), params.k2), n))
+    v = _expanded_weights(src, knn, values, row_max, params.k1)
     if params.k2 != 1:  # torchreid skips query expansion for k2 == 1
         v = _query_expansion(v, knn, params.k2)
-    del knn
+    del knn, values
     col_ptr, g_rows, g_vals = _gallery_columns(v, q)
     col_len = col_ptr[1:] - col_ptr[:-1]
     lam = params.lambda_value
@@ -192,10 +209,11 @@ def _rerank_chunks(src, params: RerankParams, chunk_size: int) -> Iterator[tuple
             target = q_rows[seg] * g + g_rows[idx]
             overlap.index_add_(0, target, torch.minimum(q_vals[seg], g_vals[idx]))
             cut = nxt
-        overlap = overlap.view(stop - start, g)
-        jaccard = 1 - overlap / (2.0 - overlap)
-        original = src.squared_query_gallery(start, stop) / row_max[start:stop, None]
-        yield start, jaccard * (1 - lam) + original * lam
+        # final = (1 - overlap / (2 - overlap)) * (1 - lam) + original * lam, in place, in torchreid's op order
+        jaccard = overlap.view(stop - start, g)
+        jaccard.div_(2.0 - jaccard).neg_().add_(1.0).mul_(1 - lam)
+        original = src.squared_query_gallery(start, stop).div_(row_max[start:stop, None])
+        yield start, jaccard.add_(original.mul_(lam))
 
 
 def _checked_chunk_size(chunk_size: int) -> int:
@@ -230,5 +248,8 @@ def rerank_feature_chunks(
 
 def re_ranking(q_g, q_q, g_g, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> torch.Tensor:
     """Drop-in for torchreid's `re_ranking`: the whole (q, g) float32 re-ranked matrix."""
-    chunks = rerank_matrix_chunks(q_g, q_q, g_g, k1, k2, lambda_value)
-    return torch.cat([block for _, block in chunks], dim=0)
+    source = MatrixSource(q_g, q_q, g_g)
+    out = torch.empty(source.num_query, source.num_total - source.num_query, dtype=torch.float32)
+    for start, block in _rerank_chunks(source, RerankParams(k1, k2, lambda_value), 256):
+        out[start : start + block.shape[0]] = block
+    return out

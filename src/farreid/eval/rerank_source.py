@@ -33,24 +33,34 @@ class MatrixSource:
 
     @staticmethod
     def _square(x: torch.Tensor) -> torch.Tensor:
-        # numpy squares in the input dtype and then casts to float32; so do we
-        return (x * x).to(torch.float32)
+        # numpy squares in the input dtype and then casts to float32; so do we (in place when x is a fresh buffer)
+        return x.mul_(x).to(torch.float32)
 
     def squared_rows(self, start: int, stop: int) -> torch.Tensor:
-        """A2[start:stop, :] as float32 (c, N)."""
+        """A2[start:stop, :] as float32 (c, N), built in one buffer."""
         q = self.num_query
-        parts = []
+        out = torch.empty(stop - start, self.num_total, dtype=self.q_g.dtype, device=self.device)
         if start < q:
             a, b = start, min(stop, q)
-            parts.append(torch.cat([self.q_q[:, a:b].T, self.q_g[a:b]], dim=1))
+            out[: b - a, :q] = self.q_q[:, a:b].T
+            out[: b - a, q:] = self.q_g[a:b]
         if stop > q:
-            a, b = max(start, q) - q, stop - q
-            parts.append(torch.cat([self.q_g[:, a:b].T, self.g_g[:, a:b].T], dim=1))
-        return self._square(torch.cat(parts, dim=0))
+            a, b = max(start, q), stop
+            out[a - start :, :q] = self.q_g[:, a - q : b - q].T
+            out[a - start :, q:] = self.g_g[:, a - q : b - q].T
+        return self._square(out)
+
+    def nearest(self, start: int, stop: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For rows start:stop: the k smallest entries of A2 (indices ascending by value, their values) and the
+        row maxima. torchreid sorts the rows after dividing by the maximum; dividing by one positive number
+        keeps the order (up to ties, which numpy's sort leaves arbitrary too), so the top-k is taken first."""
+        rows = self.squared_rows(start, stop)
+        top = torch.topk(rows, k, dim=1, largest=False, sorted=True)
+        return top.indices, top.values, rows.max(dim=1).values
 
     def squared_query_gallery(self, start: int, stop: int) -> torch.Tensor:
         """A2[start:stop, q:] for query rows, float32 (c, g)."""
-        return self._square(self.q_g[start:stop])
+        return self._square(self.q_g[start:stop].clone())
 
     def squared_pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """A2[rows, cols] (1-D index tensors of equal length)."""
@@ -97,6 +107,17 @@ class FeatureSource:
 
     def squared_rows(self, start: int, stop: int) -> torch.Tensor:
         return self._squared(start, stop, 0)
+
+    def nearest(self, start: int, stop: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As `MatrixSource.nearest`, in one fused pass: row i of A2 is |x_i|^2 + (|x_j|^2 - 2 x_i.x_j), and adding
+        the row's constant |x_i|^2 changes neither the order nor which entry is largest, so the top-k and the
+        maximum are taken on the matmul output and the constant is added to those few values only."""
+        partial = torch.addmm(self.sq_norm[None, :], self.x[start:stop], self.x_t, alpha=-2.0)
+        top = torch.topk(partial, k, dim=1, largest=False, sorted=True)
+        own = self.sq_norm[start:stop, None]
+        squared = top.values.add_(own).clamp_min_(0.0)
+        peak = partial.max(dim=1).values.add_(own[:, 0]).clamp_min_(0.0)
+        return top.indices, squared, peak
 
     def squared_query_gallery(self, start: int, stop: int) -> torch.Tensor:
         return self._squared(start, stop, self.num_query)
