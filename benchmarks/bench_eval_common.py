@@ -69,7 +69,8 @@ def clustered(
     gf = centers[gp] + noise * torch.randn(ng, dim, generator=g)
     return {
         "qf": qf, "gf": gf, "qp": qp.numpy(), "gp": gp.numpy(),
-        "qc": torch.randint(0, cams, (nq,), generator=g).numpy(), "gc": torch.randint(0, cams, (ng,), generator=g).numpy(),
+        "qc": torch.randint(0, cams, (nq,), generator=g).numpy(),
+        "gc": torch.randint(0, cams, (ng,), generator=g).numpy(),
     }
 
 

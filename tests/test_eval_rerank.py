@@ -109,3 +109,17 @@ def test_memory_budgets_do_not_change_the_result(monkeypatch):
 def test_clear_errors(call, message):
     with pytest.raises(FarreidError, match=message):
         call()
+
+
+def test_pair_values_outside_the_kept_neighbours_are_computed():
+    from farreid.eval.rerank import _neighbours, _pair_values
+    from farreid.eval.rerank_source import FeatureSource
+
+    x = features(6, 60)
+    src = FeatureSource(x[:10], x[10:], normalize=False)
+    knn, values, row_max = _neighbours(src, 3)  # few kept: most pairs below are not in the lists
+    rows = torch.arange(60).repeat_interleave(60)
+    cols = torch.arange(60).repeat(60)
+    expected = (torch.cdist(x.double(), x.double()) ** 2).float()
+    expected = (expected / expected.max(dim=1).values[:, None])[rows, cols]
+    torch.testing.assert_close(_pair_values(src, knn, values, row_max, rows, cols), expected, atol=1e-5, rtol=1e-4)

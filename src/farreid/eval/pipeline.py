@@ -82,7 +82,8 @@ def evaluation_sections(result: EvaluationResult, pictures: list[Picture]) -> li
         mine = [p for p in pictures if p.protocol == name]
         if mine:
             legend = "<p>blue = query, green = same identity, red = other identity, grey = junk or unknown.</p>"
-            parts.append(section(f"Ranked results: {name}", legend + "".join(figure(p.png, p.caption, p.path.name) for p in mine)))
+            figures = "".join(figure(p.png, p.caption, p.path.name) for p in mine)
+            parts.append(section(f"Ranked results: {name}", legend + figures))
     settings = [(k, v) for k, v in result.settings.items()]
     parts.append(section("Settings", html_table(("setting", "value"), settings)))
     return parts

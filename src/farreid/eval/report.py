@@ -95,10 +95,11 @@ def percent(value: float | None) -> str:
 def write_html_report(path: str | Path, title: str, sections: Sequence[str], subtitle: str = "") -> Path:
     """Assemble `sections` (HTML fragments, e.g. from `section`) into one page, written atomically."""
     stamp = time.strftime("%Y-%m-%d %H:%M")
+    meta = html.escape(" - ".join(filter(None, [subtitle, stamp])))
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
-        f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(' - '.join(filter(None, [subtitle, stamp])))}</p>\n"
+        f"<h1>{html.escape(title)}</h1><p class=\"meta\">{meta}</p>\n"
         + "\n".join(sections)
         + "\n</body></html>\n"
     )

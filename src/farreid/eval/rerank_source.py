@@ -15,6 +15,16 @@ from farreid.errors import FarreidError
 from farreid.eval.distance import as_float_tensor
 
 
+def _scratch(owner, rows: int, cols: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A (rows, cols) view of a buffer kept on `owner` and reused block after block: fresh memory costs a page
+    fault per 4 KiB on first touch, which for the N x N neighbour pass adds up to more than the arithmetic."""
+    buf = getattr(owner, "_buffer", None)
+    if buf is None or buf.dtype != dtype or buf.numel() < rows * cols:
+        buf = torch.empty(rows * cols, dtype=dtype, device=owner.device)
+        owner._buffer = buf
+    return buf[: rows * cols].view(rows, cols)
+
+
 class MatrixSource:
     """Base distances given as torchreid takes them: q_g (q, g), q_q (q, q), g_g (g, g)."""
 
@@ -37,9 +47,9 @@ class MatrixSource:
         return x.mul_(x).to(torch.float32)
 
     def squared_rows(self, start: int, stop: int) -> torch.Tensor:
-        """A2[start:stop, :] as float32 (c, N), built in one buffer."""
+        """A2[start:stop, :] as float32 (c, N), built in the source's scratch buffer (valid until the next call)."""
         q = self.num_query
-        out = torch.empty(stop - start, self.num_total, dtype=self.q_g.dtype, device=self.device)
+        out = _scratch(self, stop - start, self.num_total, self.q_g.dtype)
         if start < q:
             a, b = start, min(stop, q)
             out[: b - a, :q] = self.q_q[:, a:b].T
@@ -100,19 +110,12 @@ class FeatureSource:
         self.sq_norm = (self.x * self.x).sum(1)
         self.num_query, self.num_total = query.shape[0], x.shape[0]
 
-    def _squared(self, start: int, stop: int, first_col: int) -> torch.Tensor:
-        cols = slice(first_col, None)
-        out = torch.addmm(self.sq_norm[None, cols], self.x[start:stop], self.x_t[:, cols], alpha=-2.0)
-        return out.add_(self.sq_norm[start:stop, None]).clamp_min_(0.0)
-
-    def squared_rows(self, start: int, stop: int) -> torch.Tensor:
-        return self._squared(start, stop, 0)
-
     def nearest(self, start: int, stop: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """As `MatrixSource.nearest`, in one fused pass: row i of A2 is |x_i|^2 + (|x_j|^2 - 2 x_i.x_j), and adding
         the row's constant |x_i|^2 changes neither the order nor which entry is largest, so the top-k and the
         maximum are taken on the matmul output and the constant is added to those few values only."""
-        partial = torch.addmm(self.sq_norm[None, :], self.x[start:stop], self.x_t, alpha=-2.0)
+        partial = _scratch(self, stop - start, self.num_total)
+        torch.addmm(self.sq_norm[None, :], self.x[start:stop], self.x_t, alpha=-2.0, out=partial)
         top = torch.topk(partial, k, dim=1, largest=False, sorted=True)
         own = self.sq_norm[start:stop, None]
         squared = top.values.add_(own).clamp_min_(0.0)
@@ -120,7 +123,10 @@ class FeatureSource:
         return top.indices, squared, peak
 
     def squared_query_gallery(self, start: int, stop: int) -> torch.Tensor:
-        return self._squared(start, stop, self.num_query)
+        """A2[start:stop, q:] for query rows, float32 (c, g)."""
+        q = self.num_query
+        out = torch.addmm(self.sq_norm[None, q:], self.x[start:stop], self.x_t[:, q:], alpha=-2.0)
+        return out.add_(self.sq_norm[start:stop, None]).clamp_min_(0.0)
 
     def squared_pairs(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         dots = (self.x[rows] * self.x[cols]).sum(1)
