@@ -11,7 +11,8 @@ from farreid.eval.ranking import relevant_items, relevant_positions
 def random_case(seed, nq, ng, ids, cams=3):
     rng = np.random.default_rng(seed)
     dist = rng.random((nq, ng))  # float64: no ties, so torchreid's unstable argsort has one answer
-    return dist, rng.integers(0, ids, nq), rng.integers(0, ids, ng), rng.integers(0, cams, nq), rng.integers(0, cams, ng)
+    pids = rng.integers(0, ids, nq), rng.integers(0, ids, ng)
+    return dist, *pids, rng.integers(0, cams, nq), rng.integers(0, cams, ng)
 
 
 def test_hand_computed_case():
