@@ -18,8 +18,8 @@ import torch
 
 from bench_eval_common import clustered, emit, machine, measure, run_isolated, save, torchreid_module
 
-SMALL = dict(nq=2000, ng=10000, num_ids=700, dim=256, noise=1.6)
-MSMT = dict(nq=11659, ng=82161, num_ids=3060, dim=512, noise=2.5)
+SMALL = dict(nq=2000, ng=10000, num_ids=700, dim=256, noise=2.0)  # mAP ~0.5
+MSMT = dict(nq=11659, ng=82161, num_ids=3060, dim=512, noise=2.5)  # mAP ~0.3
 TORCHREID_MSMT_QUOTED = {"wall_s": 22 * 60, "peak_rss_gib": 22.0, "source": "issue 8 brief, this machine type"}
 
 
