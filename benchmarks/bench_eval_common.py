@@ -1,7 +1,9 @@
 """Shared helpers of the evaluation benchmarks: isolated measured runs, synthetic data, torchreid's oracle.
 
-Every measured case runs in a fresh Python process, so its peak memory (VmHWM) is its own. The parent script
-collects one JSON line per case and writes `benchmarks/results/<name>.json`.
+Every measured case runs in a fresh Python process, so its peak memory (VmHWM) is its own, and starts only once
+the machine is quiet (CPU pressure, Linux PSI, below 20 % or after 15 min); the pressure before and after is
+recorded with each case. The parent script collects one JSON line per case and writes
+`benchmarks/results/<name>.json`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,27 @@ import torch
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 GIB = 2**30
+sys.path.insert(0, str(HERE.parent / "src"))  # measure this checkout's farreid, not an installed one
+
+
+def cpu_pressure() -> float | None:
+    """Share of the last 10 s in which some runnable task waited for a CPU (Linux PSI), in percent."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(first.split("avg10=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def wait_for_quiet(threshold: float = 20.0, max_wait_s: float = 900.0, poll_s: float = 10.0) -> float | None:
+    """Wait (up to max_wait_s) until CPU pressure is below threshold: other jobs on a 2-core machine make
+    multi-threaded timings meaningless. Returns the pressure when the case starts."""
+    deadline = time.monotonic() + max_wait_s
+    pressure = cpu_pressure()
+    while pressure is not None and pressure > threshold and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        pressure = cpu_pressure()
+    return pressure
 
 
 def _status_kib(field: str) -> int:
@@ -50,6 +73,7 @@ def measure(fn: Callable[[], Any]) -> tuple[Any, dict]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak = _status_kib("VmHWM")
     return out, {
+        "cpu_pressure_avg10_after": cpu_pressure(),
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
         "rss_before_gib": round(before * 1024 / GIB, 3),
@@ -92,10 +116,11 @@ def run_isolated(script: Path, case: str, extra: list[str] | None = None, timeou
     """Run `script --case CASE` in a fresh interpreter and return the JSON object it prints last."""
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src") + os.pathsep + str(HERE)}
     cmd = [sys.executable, str(script), "--case", case, *(extra or [])]
+    before = wait_for_quiet()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"case {case} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"cpu_pressure_avg10_before": before, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
 def emit(record: dict) -> None:
@@ -109,6 +134,7 @@ def machine() -> dict:
     except OSError:
         load = None
     return {
+        "cpu_pressure_avg10": cpu_pressure(),
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "numpy": np.__version__, "python": platform.python_version(), "load_average_at_start": load,
         "mem_total_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB, 1),

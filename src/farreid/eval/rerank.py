@@ -27,8 +27,9 @@ from farreid.errors import FarreidError
 from farreid.eval.rerank_source import FeatureSource, MatrixSource
 from farreid.utils.log import progress
 
-BLOCK_BYTES = 64 * 2**20  # one row block of base distances (the pass over all N rows holds ~2 of them)
-PAIR_BUDGET = 2**22  # (query entry, gallery entry) pairs expanded at once in the Jaccard step
+BLOCK_BYTES = 32 * 2**20  # one row block of base distances (the pass over all N rows holds ~2 of them)
+PAIR_BUDGET = 2**20  # (query entry, gallery entry) pairs expanded at once in the Jaccard step
+ENTRY_BUDGET = 2**20  # sparse entries gathered at once in query expansion (~8 int64/float temporaries each)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _neighbours(src, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     values = torch.empty(n, k, dtype=torch.float32, device=src.device)
     row_max = torch.empty(n, dtype=torch.float32, device=src.device)
     with progress(total=n, desc="re-ranking: neighbours") as bar:
-        for start, stop in _blocks(n, BLOCK_BYTES // (4 * n)):
+        for start, stop in _blocks(n, max(128, BLOCK_BYTES // (4 * n))):  # >= 128 rows keeps the matmul efficient
             index, squared, peak = src.nearest(start, stop, k)
             if (peak <= 0).any():
                 bad = start + int(torch.nonzero(peak <= 0)[0])
@@ -110,7 +111,7 @@ def _reciprocal(knn: torch.Tensor, k: int) -> torch.Tensor:
     """mask[i, a] = i is among the first k neighbours of its a-th neighbour (a < k)."""
     nn = knn[:, :k]
     out = torch.empty(nn.shape, dtype=torch.bool, device=knn.device)
-    for start, stop in _blocks(len(nn), 2**22 // (k * k)):
+    for start, stop in _blocks(len(nn), ENTRY_BUDGET // (k * k)):
         me = torch.arange(start, stop, device=knn.device)[:, None, None]
         out[start:stop] = (nn[nn[start:stop]] == me).any(-1)
     return out
@@ -159,7 +160,7 @@ def _query_expansion(v: _Sparse, knn: torch.Tensor, k2: int) -> _Sparse:
     lengths_all = v.ptr[1:] - v.ptr[:-1]
     rows_out, cols_out, vals_out = [], [], []
     mean_len = max(1, len(v.vals) // max(1, n))
-    for start, stop in _blocks(n, 2**22 // (k2 * mean_len)):
+    for start, stop in _blocks(n, ENTRY_BUDGET // (k2 * mean_len)):
         neigh = knn[start:stop, :k2].reshape(-1)
         idx, seg = _expand_segments(v.ptr[neigh], lengths_all[neigh])
         owner = seg // k2 + start
