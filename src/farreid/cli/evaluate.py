@@ -1,10 +1,88 @@
-"""`farreid eval`."""
+"""`farreid eval`: metrics, re-ranking, challenge CSV, ranked pictures and an HTML report from saved features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
 
 from farreid.cli import app
-from farreid.cli.common import not_built_yet
+from farreid.cli.common import ConfigOption, OverridesArgument, build_config
+from farreid.errors import FarreidError
+from farreid.utils.device import resolve_device
+from farreid.utils.log import setup_logging
+from farreid.utils.run import create_run
+
+
+def _load(features: Optional[Path], query: Optional[Path], gallery: Optional[Path], name: str, only: list[str]):
+    from farreid.eval import ProtocolData, load_feature_set, load_protocols
+
+    if features is not None and (query is not None or gallery is not None):
+        raise FarreidError("give either --features or --query-features with --gallery-features, not both")
+    if features is not None:
+        return load_protocols(features, only or None)
+    if query is None or gallery is None:
+        raise FarreidError("give --features DIR, or both --query-features DIR and --gallery-features DIR")
+    return [ProtocolData(name, load_feature_set(query), load_feature_set(gallery))]
+
+
+def _score(csv_path: Path, protocols, cfg) -> str:
+    from farreid.eval import EvaluationResult, ProtocolResult, score_submission
+
+    scores = score_submission(csv_path, protocols, junk=cfg.eval.junk, max_rank=cfg.eval.max_rank,
+                              map_at=tuple(cfg.eval.map_at))
+    results = [ProtocolResult(p.name, len(p.query), len(p.gallery), scores[p.name], np.zeros((len(p.query), 0)))
+               for p in protocols]
+    return EvaluationResult(results, {"junk": cfg.eval.junk, "scored": str(csv_path)}).table()
 
 
 @app.command("eval")
-def evaluate() -> None:
-    """Evaluate a checkpoint: A2G / G2A / A2A metrics, re-ranking, challenge CSV, ranked pictures, HTML report."""
-    not_built_yet("eval", 8)
+def evaluate(
+    features: Optional[Path] = typer.Option(
+        None, "--features", "-f",
+        help="Folder with <protocol>/query/ and <protocol>/gallery/ feature sets (features.safetensors + meta.csv), "
+        "e.g. A2G, G2A, A2A.",
+    ),
+    query: Optional[Path] = typer.Option(None, "--query-features", help="One query feature-set folder."),
+    gallery: Optional[Path] = typer.Option(None, "--gallery-features", help="Its gallery feature-set folder."),
+    name: str = typer.Option(
+        "test", "--name",
+        help="Protocol name for --query-features/--gallery-features (A2G, G2A, A2A are challenge cases).",
+    ),
+    protocol: list[str] = typer.Option([], "--protocol", "-p", help="Only this protocol of --features (repeatable)."),
+    score_csv: Optional[Path] = typer.Option(
+        None, "--score-csv",
+        help="Score this challenge submission CSV against the labels of the feature sets instead of ranking "
+        "(use eval.junk=tracklet for the challenge scorer's rule).",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output folder (default: <out_dir>/<name>/results/eval)."
+    ),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = OverridesArgument,
+) -> None:
+    """Evaluate saved features: A2G / G2A / A2A metrics, optional re-ranking (eval.rerank.enabled=true),
+    challenge CSV, ranked-result pictures and an HTML report. Settings come from the eval.* config keys."""
+    cfg = build_config(config, overrides)
+    protocols = _load(features, query, gallery, name, protocol)
+    if score_csv is not None:
+        setup_logging()
+        typer.echo(_score(score_csv, protocols, cfg))
+        return
+    if out is None:
+        out = create_run(cfg).results / "eval"
+    else:
+        setup_logging()
+    from farreid.eval import RerankParams, run_evaluation
+
+    e = cfg.eval
+    rerank = RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if e.rerank.enabled else None
+    result = run_evaluation(
+        protocols, out, metric=e.metric, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at), rerank=rerank,
+        chunk_size=e.query_chunk, device=resolve_device(cfg.device), write_csv=e.write_csv,
+        show_queries=e.show_queries, show_topk=e.show_topk, title=f"farreid evaluation: {cfg.name}",
+    )
+    typer.echo(result.table())
+    typer.echo(f"results in {out}")

@@ -164,6 +164,8 @@ class TrainConfig:
 
 @dataclass
 class RerankConfig:
+    """Exact k-reciprocal re-ranking (Zhong et al.; torchreid's definition) on each protocol's features."""
+
     enabled: bool = False
     k1: int = 20
     k2: int = 6
@@ -172,17 +174,18 @@ class RerankConfig:
 
 @dataclass
 class EvalConfig:
-    metric: str = "cosine"  # cosine | euclidean
+    metric: str = "cosine"  # cosine | euclidean; re-ranking uses the Euclidean distance of the same features
     junk: str = "camera"  # camera (same pid and camera) | tracklet (the challenge scorer)
-    flip: bool = True
+    flip: bool = True  # average with the horizontally flipped clip when extracting features
     dense: bool = False  # all frames in chunks of data.test_frames instead of sampled frames
-    batch_size: int = 8
-    max_rank: int = 50
-    query_chunk: int = 1024
+    batch_size: int = 8  # clips per batch when extracting features
+    max_rank: int = 50  # length of the CMC curve
+    map_at: list[int] = field(default_factory=lambda: [10])  # cut-offs k of the mAP@k columns in metrics.json
+    query_chunk: int = 1024  # queries per distance block (memory ~ query_chunk x gallery x 4 bytes)
     rerank: RerankConfig = field(default_factory=RerankConfig)
-    write_csv: bool = True
-    show_queries: int = 4  # ranked-result pictures per protocol
-    show_topk: int = 10
+    write_csv: bool = True  # challenge submission CSV for the A2G / G2A / A2A protocols
+    show_queries: int = 4  # ranked-result pictures per protocol (0 = none)
+    show_topk: int = 10  # gallery tracklets per picture
 
 
 @dataclass
@@ -239,4 +242,7 @@ POSITIVE: tuple[str, ...] = (
     "eval.batch_size",
     "eval.max_rank",
     "eval.query_chunk",
+    "eval.show_topk",
+    "eval.rerank.k1",
+    "eval.rerank.k2",
 )

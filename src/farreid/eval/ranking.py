@@ -1,0 +1,184 @@
+"""Where do a query's positives and junk items land in its ranked gallery, without sorting whole rows?
+
+Ranking order (our definition): ascending distance, ties broken by gallery index (a stable sort). The metrics
+only need the positions of the *relevant* gallery items of each query (same identity, or junk), and the
+position of item j is `#{d < d_j} + #{i < j : d_i == d_j}`. On the CPU we count it per row after sorting only
+the values up to the row's farthest relevant item (numpy, threads); elsewhere (GPU) we sort the rows with torch.
+Both give the same integers.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from farreid.errors import FarreidError
+
+JUNK_RULES = ("camera", "tracklet")
+
+
+@dataclass(frozen=True)
+class RelevantItems:
+    """For each query, the gallery items that matter to its metrics (CSR layout).
+
+    `gallery[ptr[i]:ptr[i+1]]` are query i's relevant gallery indices, `junk` marks those removed from its
+    ranking; the others are its positives.
+    """
+
+    ptr: np.ndarray  # (num_query + 1,) int64
+    gallery: np.ndarray  # (nnz,) int64
+    junk: np.ndarray  # (nnz,) bool
+
+    def rows(self, start: int, stop: int) -> "RelevantItems":
+        a, b = self.ptr[start], self.ptr[stop]
+        return RelevantItems(self.ptr[start : stop + 1] - a, self.gallery[a:b], self.junk[a:b])
+
+
+def _group_matches(query_keys: np.ndarray, gallery_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, the gallery indices with an equal key, as (counts, flat indices) in query order."""
+    order = np.argsort(gallery_keys, kind="stable")
+    sorted_keys = gallery_keys[order]
+    lo = np.searchsorted(sorted_keys, query_keys, side="left")
+    hi = np.searchsorted(sorted_keys, query_keys, side="right")
+    counts = hi - lo
+    total = int(counts.sum())
+    starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+    flat = order[starts + np.arange(total)] if total else np.zeros(0, dtype=np.int64)
+    return counts.astype(np.int64), flat.astype(np.int64)
+
+
+def _codes(q_names: list[str], g_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    vocab: dict[str, int] = {}
+    q = np.array([vocab.setdefault(n, len(vocab)) for n in q_names], dtype=np.int64)
+    g = np.array([vocab.setdefault(n, len(vocab)) for n in g_names], dtype=np.int64)
+    return q, g
+
+
+def relevant_items(
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: np.ndarray | None = None,
+    g_camids: np.ndarray | None = None,
+    junk: str = "camera",
+    q_names: list[str] | None = None,
+    g_names: list[str] | None = None,
+) -> RelevantItems:
+    """Positives and junk per query.
+
+    junk="camera": gallery items with the query's pid and camera are junk (Market-1501 / torchreid rule).
+    junk="tracklet": gallery items with the query's tracklet name are junk (the challenge CSV scorer's rule).
+    """
+    q_pids, g_pids = np.asarray(q_pids, dtype=np.int64), np.asarray(g_pids, dtype=np.int64)
+    nq = len(q_pids)
+    counts, flat = _group_matches(q_pids, g_pids)
+    rows = np.repeat(np.arange(nq), counts)
+    if junk == "camera":
+        if q_camids is None or g_camids is None:
+            raise FarreidError("junk='camera' needs query and gallery camera ids")
+        q_cam, g_cam = np.asarray(q_camids, dtype=np.int64), np.asarray(g_camids, dtype=np.int64)
+        if len(q_cam) != nq or len(g_cam) != len(g_pids):
+            raise FarreidError("camera ids must have one entry per query / gallery item")
+        is_junk = g_cam[flat] == q_cam[rows]
+    elif junk == "tracklet":
+        if q_names is None or g_names is None:
+            raise FarreidError("junk='tracklet' needs query and gallery tracklet names")
+        if len(q_names) != nq or len(g_names) != len(g_pids):
+            raise FarreidError("tracklet names must have one entry per query / gallery item")
+        q_code, g_code = _codes(list(q_names), list(g_names))
+        name_counts, name_flat = _group_matches(q_code, g_code)
+        rows = np.concatenate([rows, np.repeat(np.arange(nq), name_counts)])
+        flat = np.concatenate([flat, name_flat])
+        _, first = np.unique(rows * max(1, len(g_pids)) + flat, return_index=True)  # sorted by (row, gallery)
+        rows, flat = rows[first], flat[first]
+        is_junk = g_code[flat] == q_code[rows]
+    else:
+        raise FarreidError(f"unknown junk rule {junk!r}; choose one of {', '.join(JUNK_RULES)}")
+    ptr = np.zeros(nq + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=nq), out=ptr[1:])
+    return RelevantItems(ptr, flat, np.asarray(is_junk, dtype=bool))
+
+
+def _tie_corrected(row: np.ndarray, cols: np.ndarray, lt: np.ndarray, le: np.ndarray) -> np.ndarray:
+    """Add, for items whose distance is shared with others, the tied items of lower gallery index."""
+    for k in np.nonzero(le - lt > 1)[0]:
+        j = cols[k]
+        lt[k] += np.count_nonzero(row[:j] == row[j])
+    return lt
+
+
+def _positions_rows(block: np.ndarray, rel: RelevantItems, out: np.ndarray, r0: int, r1: int) -> None:
+    for r in range(r0, r1):
+        a, b = rel.ptr[r], rel.ptr[r + 1]
+        if a == b:
+            continue
+        row = block[r]
+        cols = rel.gallery[a:b]
+        t = row[cols]
+        head = row[row <= t.max()]  # everything that can precede a relevant item
+        head.sort()
+        lt = np.searchsorted(head, t, side="left")
+        le = np.searchsorted(head, t, side="right")
+        out[a:b] = _tie_corrected(row, cols, lt, le)
+
+
+def _positions_numpy(block: np.ndarray, rel: RelevantItems, threads: int) -> np.ndarray:
+    out = np.zeros(len(rel.gallery), dtype=np.int64)
+    n = block.shape[0]
+    parts = max(1, min(threads, n))
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    if parts == 1:
+        _positions_rows(block, rel, out, 0, n)
+    else:
+        with ThreadPoolExecutor(parts) as pool:
+            list(pool.map(lambda i: _positions_rows(block, rel, out, bounds[i], bounds[i + 1]), range(parts)))
+    return out
+
+
+def _positions_torch(block: torch.Tensor, rel: RelevantItems) -> np.ndarray:
+    device = block.device
+    counts = np.diff(rel.ptr)
+    if len(rel.gallery) == 0:
+        return np.zeros(0, dtype=np.int64)
+    rows = torch.from_numpy(np.repeat(np.arange(len(counts)), counts)).to(device)
+    slot = torch.from_numpy(np.arange(len(rel.gallery)) - np.repeat(rel.ptr[:-1], counts)).to(device)
+    cols = torch.from_numpy(rel.gallery).to(device)
+    t = block[rows, cols]
+    padded = torch.full((block.shape[0], int(counts.max())), float("inf"), device=device, dtype=block.dtype)
+    padded[rows, slot] = t
+    ordered = torch.sort(block, dim=1).values
+    lt = torch.searchsorted(ordered, padded, side="left")[rows, slot].cpu().numpy()
+    le = torch.searchsorted(ordered, padded, side="right")[rows, slot].cpu().numpy()
+    out = lt.astype(np.int64)
+    tied = np.nonzero(le - lt > 1)[0]
+    if len(tied):
+        host = block.cpu().numpy()
+        row_of = rows.cpu().numpy()
+        for k in tied:
+            j = rel.gallery[k]
+            out[k] += np.count_nonzero(host[row_of[k], :j] == host[row_of[k], j])
+    return out
+
+
+def relevant_positions(block: torch.Tensor | np.ndarray, rel: RelevantItems, backend: str = "auto") -> np.ndarray:
+    """0-based position of every relevant item in its query's full ranking (junk included), for a row block.
+
+    backend: "numpy" (partial per-row sort, CPU threads), "torch" (full row sort on the block's device), or
+    "auto" = numpy for CPU blocks, torch otherwise. Both return identical integers.
+    """
+    if isinstance(block, np.ndarray):
+        block = torch.from_numpy(block)
+    if block.ndim != 2 or block.shape[0] != len(rel.ptr) - 1:
+        raise FarreidError(f"distance block of shape {tuple(block.shape)} does not match {len(rel.ptr) - 1} queries")
+    if torch.isnan(block.sum()) and torch.isnan(block).any():  # the sum is a cheap first look
+        raise FarreidError("distance matrix contains NaN values (check the features for NaN or all-zero rows)")
+    if backend == "auto":
+        backend = "numpy" if block.device.type == "cpu" else "torch"
+    if backend == "numpy":
+        host = np.ascontiguousarray(block.detach().cpu().numpy())
+        return _positions_numpy(host, rel, torch.get_num_threads())
+    if backend == "torch":
+        return _positions_torch(block.detach(), rel)
+    raise FarreidError(f"unknown ranking backend {backend!r}; choose auto, numpy or torch")

@@ -1,0 +1,47 @@
+"""Protocols on disk: `<root>/<protocol>/query/` and `<root>/<protocol>/gallery/`, each a feature-store folder.
+
+For DetReIDX the protocol folders are A2G, G2A and A2A; any other name works the same way (a single-protocol
+dataset such as MARS can use one folder, e.g. `test`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from farreid.errors import FarreidError
+from farreid.eval.features import FEATURES_FILE, load_feature_set, save_feature_set
+from farreid.eval.protocols import ProtocolData, protocol_order
+from farreid.utils.io import safe_join
+
+
+def save_protocol(data: ProtocolData, root: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write a protocol's query and gallery feature sets under `root/<name>/`."""
+    folder = safe_join(root, data.name)
+    save_feature_set(data.query, folder / "query", metadata)
+    save_feature_set(data.gallery, folder / "gallery", metadata)
+    return folder
+
+
+def load_protocols(root: str | Path, names: list[str] | None = None) -> list[ProtocolData]:
+    """Every `<root>/<name>/` holding query/ and gallery/ feature sets (or only `names`), in case order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FarreidError(f"features folder not found: {root}")
+    found = sorted(
+        d.name for d in root.iterdir()
+        if (d / "query" / FEATURES_FILE).is_file() and (d / "gallery" / FEATURES_FILE).is_file()
+    )
+    if names:
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise FarreidError(
+                f"{root}: no query/ and gallery/ features for protocol(s) {', '.join(missing)} "
+                f"(found: {', '.join(found) or 'none'})"
+            )
+        found = list(names)
+    if not found:
+        raise FarreidError(f"{root}: no <protocol>/query/{FEATURES_FILE} and <protocol>/gallery/{FEATURES_FILE} found")
+    return [
+        ProtocolData(name, load_feature_set(root / name / "query"), load_feature_set(root / name / "gallery"))
+        for name in protocol_order(found)
+    ]
