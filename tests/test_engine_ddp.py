@@ -40,8 +40,8 @@ def test_two_processes_train_like_one_with_the_whole_batch(tmp_path):
     assert ddp_final["world_size"] == 2 and len(ddp_final["rng"]) == 2
     for key, value in one_final["model"].items():
         torch.testing.assert_close(ddp_final["model"][key], value, rtol=1e-4, atol=1e-6, msg=key)
-    ddp_val = [m for m in read_metrics(run / "log.jsonl") if m["message"].startswith("validation")]
+    ddp_val = [m for m in read_metrics(run / "log.jsonl") if m["event"] == "validation"]
     assert [round(m["mAP"], 4) for m in ddp_val] == [round(v["mAP"], 4) for v in single.validation]
     # rank 0 alone writes: one JSONL log whose step records come from one process
-    steps = [m["step"] for m in read_metrics(run / "log.jsonl") if m["message"].startswith("step") and m["stage"] == "stage2"]
+    steps = [m["step"] for m in read_metrics(run / "log.jsonl") if m["event"] == "step" and m["stage"] == "stage2"]
     assert steps == sorted(set(steps))

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _records(run_dir, kind, stage=None):
-    return [m for m in read_metrics(run_dir / "log.jsonl") if m["message"].split()[0] == kind and m.get("stage", stage) == stage]
+    return [m for m in read_metrics(run_dir / "log.jsonl") if m["event"] == kind and m.get("stage", stage) == stage]
 
 
 def _chance_map(parts, trials=20):

@@ -59,7 +59,7 @@ def test_run_directory_and_jsonl_log(tmp_path):
     assert meta["versions"]["torch"].startswith("2.13") and "git_revision" in meta
     log_metrics(get_logger("train"), "step", loss=1.5, lr=0.001, step=3)
     records = read_metrics(run.log_file)
-    assert records[-1]["loss"] == 1.5 and records[-1]["step"] == 3
+    assert records[-1]["loss"] == 1.5 and records[-1]["step"] == 3 and records[-1]["event"] == "step"
     setup_logging(None, console=False)  # detach the file handler
 
 

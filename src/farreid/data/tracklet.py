@@ -193,10 +193,14 @@ _COLUMNS = (
 )
 
 
+def stats_rows(sets: Iterable[TrackletSet]) -> tuple[list[str], list[list[str]]]:
+    """Column titles and one row of `TrackletSet.stats()` per set (for text and HTML tables)."""
+    return [title for _, title in _COLUMNS], [[str(s.stats()[key]) for key, _ in _COLUMNS] for s in sets]
+
+
 def stats_table(sets: Iterable[TrackletSet]) -> str:
     """A plain-text table with one row of `TrackletSet.stats()` per set."""
-    rows = [[str(s.stats()[key]) for key, _ in _COLUMNS] for s in sets]
-    header = [title for _, title in _COLUMNS]
+    header, rows = stats_rows(sets)
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:

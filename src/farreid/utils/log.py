@@ -42,6 +42,7 @@ class JsonLinesHandler(logging.Handler):
         }
         metrics = getattr(record, "metrics", None)
         if metrics is not None:
+            entry["event"] = getattr(record, "event", "")
             entry["metrics"] = metrics
         self._fh.write(json.dumps(entry, default=float) + "\n")
         self._fh.flush()
@@ -78,16 +79,17 @@ def setup_logging(log_file: str | Path | None = None, level: int = logging.INFO,
 def log_metrics(logger: logging.Logger, message: str, **metrics: Any) -> None:
     """Log `message` for people and `metrics` as structured fields of the JSONL record."""
     shown = " ".join(f"{k}={_fmt(v)}" for k, v in metrics.items())
-    logger.info(f"{message} {shown}".strip(), extra={"metrics": metrics})
+    logger.info(f"{message} {shown}".strip(), extra={"metrics": metrics, "event": message})
 
 
 def read_metrics(log_file: str | Path) -> list[dict[str, Any]]:
-    """The `metrics` records of a run's JSONL log, each with its message and time."""
+    """The `metrics` records of a run's JSONL log, each with its event name (the `message` given to
+    `log_metrics`, e.g. "step" or "validation") and time."""
     out = []
     for line in Path(log_file).read_text().splitlines():
         entry = json.loads(line)
         if "metrics" in entry:
-            out.append({"message": entry["message"], "time": entry["time"], **entry["metrics"]})
+            out.append({"event": entry.get("event", ""), "time": entry["time"], **entry["metrics"]})
     return out
 
 

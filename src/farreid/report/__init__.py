@@ -1,0 +1,1 @@
+"""Reports for people: plots, picture grids and the demo report."""

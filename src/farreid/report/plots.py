@@ -1,0 +1,65 @@
+"""Line plots and picture grids for reports (matplotlib Agg, PIL); each returns PNG bytes."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from farreid.data import Tracklet
+from farreid.eval.pictures import pick_frames
+from farreid.eval.report import png_bytes
+
+Series = dict[str, tuple[Sequence[float], Sequence[float]]]
+
+
+def render_line_plot(series: Series, xlabel: str, ylabel: str, title: str, logy: bool = False) -> bytes:
+    """One line per name; names with no points are skipped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    try:
+        for name, (xs, ys) in series.items():
+            if len(xs):
+                ax.plot(list(xs), list(ys), label=name, linewidth=1.5, marker="o" if len(xs) < 30 else None)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if len(ax.lines) > 1:
+            ax.legend(fontsize="small")
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def tracklet_grid(tracklets: Sequence[Tracklet], captions: Sequence[str], frames: int = 4,
+                  cell: tuple[int, int] = (48, 96)) -> bytes:
+    """Columns of `frames` evenly spaced frames, one column per tracklet, caption lines underneath.
+
+    Frames are shown at the same cell size whatever their stored size, and the caption gives the stored size,
+    so the blur of a 12-pixel aerial crop next to a sharp ground crop is what the reader sees.
+    """
+    font = ImageFont.load_default()
+    w, h = cell
+    lines = max((c.count("\n") + 1 for c in captions), default=1)
+    text_h = 11 * lines + 4
+    gap = 6
+    grid = Image.new("RGB", (len(tracklets) * (w + gap) + gap, frames * h + text_h + 2 * gap), "white")
+    draw = ImageDraw.Draw(grid)
+    for col, (tracklet, caption) in enumerate(zip(tracklets, captions)):
+        x = gap + col * (w + gap)
+        for row, path in enumerate(pick_frames(tracklet.frames, frames)):
+            with Image.open(path) as img:
+                grid.paste(img.convert("RGB").resize(cell, Image.NEAREST), (x, gap + row * h))
+        draw.multiline_text((x, gap + frames * h + 3), caption, fill=(0, 0, 0), font=font, spacing=1)
+    return png_bytes(grid)
