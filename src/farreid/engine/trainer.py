@@ -279,6 +279,7 @@ class Trainer:
             "rng": all_gather_objects(capture_rng(), self.ctx),
             "world_size": self.ctx.world_size,
             "num_classes": self.parts.num_classes,
+            "model_info": getattr(self.parts.model, "checkpoint_info", dict)(),  # architecture details (FarReID)
             "config": self.config_dict,
         }
 
