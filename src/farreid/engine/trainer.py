@@ -41,7 +41,7 @@ class TrainingParts:
     and yield samples that `collate_fn` turns into batch dicts. Training labels are 0..num_classes-1.
     """
 
-    model: nn.Module  # a `farreid.engine.ReIDModel`
+    model: nn.Module  # a `farreid.engine.TrainableModel`
     num_classes: int
     train_loader: ResumableLoader
     feature_dataset: Any | None = None
