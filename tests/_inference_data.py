@@ -33,9 +33,10 @@ TINY_OVERRIDES = [
 _CACHE: dict[str, "Trained"] = {}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models run far faster on one thread than on two cores shared with other jobs (no OpenMP spinning)."""
+    """Tiny models run far faster on one thread than on two cores shared with other jobs (no OpenMP spinning).
+    Autouse in every module that imports it; module scope, so module fixtures (training, extraction) get it too."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from _inference_data import one_thread, tiny_trained  # noqa: F401  (fixture)
+from _inference_data import one_thread, tiny_trained  # noqa: F401  (autouse fixture)
 from farreid.cli import app
 from farreid.config import load_config
 from farreid.data import build_dataset
@@ -14,8 +14,6 @@ from farreid.errors import FarreidError
 from farreid.eval import evaluate_protocol, load_protocols
 from farreid.inference import ReIDModel, evaluate_checkpoint
 from farreid.inference.loading import checkpoint_config
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,12 @@ import torch
 from PIL import Image
 
 import farreid
-from _inference_data import one_thread, png_tracklet, tiny_trained  # noqa: F401  (fixture)
+from _inference_data import one_thread, png_tracklet, tiny_trained  # noqa: F401  (autouse fixture)
 from farreid.data import Tracklet
 from farreid.engine import CheckpointError, load_checkpoint, save_checkpoint
 from farreid.errors import FarreidError
 from farreid.inference import ReIDModel
 from farreid.models import FarReID
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

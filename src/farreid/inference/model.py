@@ -147,7 +147,7 @@ class ReIDModel:
     def _embed_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model.embed(batch["clip"], self.model.prompt_keys(batch), batch["mask"])
 
-    def _check_keys(self, tracklets: Sequence[Tracklet | MemoryTracklet]) -> None:
+    def check_prompt_keys(self, tracklets: Sequence[Tracklet | MemoryTracklet]) -> None:
         """Camera-keyed prompts exist only for the camera ids seen in training: say so before any work."""
         prompts = self.model.prompts
         if prompts is None or self.model.prompt_key != "camera":
@@ -173,7 +173,7 @@ class ReIDModel:
     ) -> np.ndarray:
         """(N, D) embeddings of tracklet records (frames read from disk with the configured workers)."""
         tracklets = list(tracklets)
-        self._check_keys(tracklets)
+        self.check_prompt_keys(tracklets)
         dataset = ClipDataset(tracklets, self.size, self.num_frames, self.clip_sampling, ClipEval(), 0, self.interpolation)
         return self._run(dataset, len(tracklets), self.workers, flip, batch_size)
 
@@ -205,7 +205,7 @@ class ReIDModel:
             out[on_disk] = self.embed_tracklets([records[i] for i in on_disk], flip=flip, batch_size=batch_size)
         if in_memory:
             memory = [records[i] for i in in_memory]
-            self._check_keys(memory)
+            self.check_prompt_keys(memory)
             dataset = MemoryClips(memory, self.num_frames, self.clip_sampling)
             out[in_memory] = self._run(dataset, len(memory), 0, flip, batch_size)
         return out
