@@ -55,7 +55,9 @@ def _folder_layout(root: Path, train: bool, options: dict[str, Any]) -> list[Inp
     describe = folder_describe(root, options.get("pattern", ""), options.get("sidecar", ""))
     present = [s for s in FOLDER_SPLITS if (root / s).is_dir() and (s != "train" or train)]
     if not present:
-        raise FarreidError(f"{root} has only a train/ split; pass --train to embed it")
+        if (root / "train").is_dir():
+            raise FarreidError(f"{root} has only a train/ split; pass --train to embed it")
+        raise FarreidError(f"{root} has none of the folder layout's split folders {', '.join(FOLDER_SPLITS)}")
     sets = {s: TrackletSet(s, load_split(root / s, False, describe, qualified_names=True)[0]) for s in present}
     if "query" in sets and "gallery" in sets:
         names = {"train": "train", "query": "test/query", "gallery": "test/gallery"}

@@ -95,7 +95,7 @@ class ReIDModel:
         loaded = load_trained_model(path)
         model = loaded.model
         model.clip.text = None  # the text tower only serves training (identity prompts); free its memory
-        out = cls(model, loaded.cfg, device=device, precision=precision, source=loaded.path, **settings)
+        out = cls(model, loaded.cfg, device=device, precision=precision, source=loaded.path.absolute(), **settings)
         state = "finished" if loaded.complete else "not finished"
         log.info(
             f"loaded {loaded.path} ({loaded.stage} step {loaded.step}, training {state}): {loaded.cfg.model.backbone} "
@@ -198,6 +198,7 @@ class ReIDModel:
         """
         records = as_tracklets(inputs, self.size, self.interpolation, camid=camid, platform=platform,
                                altitude=altitude, distance=distance)
+        self.check_prompt_keys(records)
         out = np.zeros((len(records), self.dim), dtype=np.float32)
         on_disk = [i for i, r in enumerate(records) if isinstance(r, Tracklet)]
         in_memory = [i for i, r in enumerate(records) if isinstance(r, MemoryTracklet)]
@@ -205,7 +206,6 @@ class ReIDModel:
             out[on_disk] = self.embed_tracklets([records[i] for i in on_disk], flip=flip, batch_size=batch_size)
         if in_memory:
             memory = [records[i] for i in in_memory]
-            self.check_prompt_keys(memory)
             dataset = MemoryClips(memory, self.num_frames, self.clip_sampling)
             out[in_memory] = self._run(dataset, len(memory), 0, flip, batch_size)
         return out

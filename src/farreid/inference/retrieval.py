@@ -106,7 +106,7 @@ def _ranked(query: torch.Tensor, gallery: Path, k: int, backend: str, device: st
             f"re-ranking needs the whole gallery and its neighbourhoods in memory; {gallery} has {rows} rows, more "
             f"than the limit of {rerank_max_gallery} (raise it with --rerank-max-gallery if memory allows)"
         )
-    g = load_feature_set(gallery).features
+    g = torch.cat(list(iter_feature_chunks(gallery)))
     scores, index = [], []
     for _, block in rerank_feature_chunks(query, g, rerank.k1, rerank.k2, rerank.lambda_value, normalize=True,
                                           device=device):
