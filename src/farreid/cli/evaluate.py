@@ -1,4 +1,5 @@
-"""`farreid eval`: metrics, re-ranking, challenge CSV, ranked pictures and an HTML report from saved features."""
+"""`farreid eval`: metrics, re-ranking, challenge CSV, ranked pictures and an HTML report, from saved features or
+from a trained checkpoint (which is embedded on its dataset's test protocols first)."""
 
 from __future__ import annotations
 
@@ -38,8 +39,26 @@ def _score(csv_path: Path, protocols, cfg) -> str:
     return EvaluationResult(results, {"junk": cfg.eval.junk, "scored": str(csv_path)}).table()
 
 
+def _evaluate_checkpoint(checkpoint: Path, config: Optional[Path], overrides: Optional[list[str]], out: Optional[Path]):
+    from farreid.config import load_config
+    from farreid.inference.evaluate import default_eval_dir, evaluate_checkpoint
+    from farreid.inference.loading import checkpoint_config
+
+    cfg = load_config(config, overrides or [], base=checkpoint_config(checkpoint))
+    setup_logging()
+    result = evaluate_checkpoint(checkpoint, cfg, out)
+    typer.echo(result.table())
+    typer.echo(f"results in {out or default_eval_dir(cfg)}")
+
+
 @app.command("eval")
 def evaluate(
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", "-k",
+        help="Evaluate a trained checkpoint (a stage-2 .pt file, or a run folder: its best.pt) on the test "
+        "protocols of its dataset: the checkpoint's configuration, then --config, then the overrides (e.g. "
+        "data.root=/data/detreidx eval.rerank.enabled=true).",
+    ),
     features: Optional[Path] = typer.Option(
         None, "--features", "-f",
         help="Folder with <protocol>/query/ and <protocol>/gallery/ feature sets (features.safetensors + meta.csv), "
@@ -58,13 +77,21 @@ def evaluate(
         "(use eval.junk=tracklet for the challenge scorer's rule).",
     ),
     out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Output folder (default: <out_dir>/<name>/results/eval)."
+        None, "--out", "-o",
+        help="Output folder (default: <out_dir>/<name>/results/eval; with --checkpoint, of its training run).",
     ),
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = OverridesArgument,
 ) -> None:
-    """Evaluate saved features: A2G / G2A / A2A metrics, optional re-ranking (eval.rerank.enabled=true),
-    challenge CSV, ranked-result pictures and an HTML report. Settings come from the eval.* config keys."""
+    """Evaluate saved features or a checkpoint: A2G / G2A / A2A metrics, optional re-ranking
+    (eval.rerank.enabled=true), challenge CSV, ranked-result pictures and an HTML report. Settings come from the
+    eval.* config keys."""
+    if checkpoint is not None:
+        if features or query or gallery or score_csv or protocol:
+            raise FarreidError("--checkpoint evaluates the checkpoint's dataset; do not combine it with --features, "
+                               "--query-features, --gallery-features, --score-csv or --protocol (use data.protocol=...)")
+        _evaluate_checkpoint(checkpoint, config, overrides, out)
+        return
     cfg = build_config(config, overrides)
     protocols = _load(features, query, gallery, name, protocol)
     if score_csv is not None:

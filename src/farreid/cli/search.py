@@ -1,10 +1,62 @@
-"""`farreid search`."""
+"""`farreid search`: top-k gallery tracklets for a query tracklet or saved query features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 from farreid.cli import app
-from farreid.cli.common import not_built_yet
 
 
 @app.command("search")
-def search() -> None:
-    """Search a gallery of embeddings with a query tracklet or feature file; top-k with scores."""
-    not_built_yet("search", 9)
+def search(
+    gallery: Path = typer.Option(
+        ..., "--gallery", "-g", help="Gallery feature-set folder (from farreid extract; single file or shards)."
+    ),
+    query: Path = typer.Option(
+        ..., "--query", "-q",
+        help="A query feature-set folder, or a tracklet folder / folder of tracklet folders to embed.",
+    ),
+    k: int = typer.Option(20, "-k", "--top", help="How many gallery tracklets to list per query."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", "-c",
+        help="Model that embeds query tracklets (default: the checkpoint recorded in the gallery).",
+    ),
+    camid: int = typer.Option(0, "--camid", help="Camera id of the query tracklets (for camera-keyed prompts)."),
+    platform: str = typer.Option("ground", "--platform", help="Platform of the query tracklets: ground or aerial."),
+    rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (loads the whole gallery)."),
+    k1: int = typer.Option(20, "--k1", help="Re-ranking k1."),
+    k2: int = typer.Option(6, "--k2", help="Re-ranking k2."),
+    lambda_value: float = typer.Option(0.3, "--lambda", help="Re-ranking weight of the original distance."),
+    rerank_max_gallery: int = typer.Option(
+        50_000, "--rerank-max-gallery", help="Refuse re-ranking above this many gallery rows (memory)."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="auto, torch (matmul) or faiss (exact inner product)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (search and query embedding)."),
+    chunk_rows: int = typer.Option(65536, "--chunk-rows", help="Gallery rows read and scored at a time."),
+    out: Optional[Path] = typer.Option(
+        Path("search-results"), "--out", "-o", help="Folder for ranking.csv and the ranked pictures."
+    ),
+    pictures: int = typer.Option(8, "--pictures", help="Ranked pictures to draw (first queries; 0 = none)."),
+    show: int = typer.Option(5, "--show", help="Queries whose ranked list is printed."),
+) -> None:
+    """Rank a gallery for each query: top-k with scores, optional re-ranking, a CSV and ranked pictures.
+    Exact search, streamed over the gallery's shards (never loaded whole unless re-ranking)."""
+    from farreid.eval import RerankParams
+    from farreid.inference.retrieval import query_features, search_gallery
+    from farreid.utils.device import resolve_device
+    from farreid.utils.log import setup_logging
+
+    setup_logging()
+    queries = query_features(query, gallery, checkpoint, camid=camid, platform=platform, device=device)
+    results = search_gallery(
+        queries, gallery, k, backend=backend, device=resolve_device(device), chunk_rows=chunk_rows,
+        rerank=RerankParams(k1, k2, lambda_value) if rerank else None, rerank_max_gallery=rerank_max_gallery,
+    )
+    typer.echo(results.table(max_queries=show))
+    if out is not None:
+        results.write_csv(out / "ranking.csv")
+        drawn = results.write_pictures(out / "pictures", max_queries=pictures)
+        typer.echo(f"ranking of {len(results.hits)} queries in {out / 'ranking.csv'}; {len(drawn)} picture(s) in {out / 'pictures'}")

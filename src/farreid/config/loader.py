@@ -110,9 +110,14 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> DictConfig:
         raise ConfigError(f"cannot parse overrides {list(overrides)}: {exc}") from None
 
 
-def load_config(path_or_name: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Schema defaults <- recipe (with its `_base_` chain) <- dotted overrides; returns a typed `Config`."""
-    cfg: DictConfig = OmegaConf.structured(Config)
+def load_config(
+    path_or_name: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    base: Config | None = None,
+) -> Config:
+    """Schema defaults (or `base`, e.g. a checkpoint's saved config) <- recipe (with its `_base_` chain) <-
+    dotted overrides; returns a typed `Config`."""
+    cfg: DictConfig = OmegaConf.structured(Config if base is None else base)
     if path_or_name is not None:
         path = resolve_recipe(path_or_name)
         cfg = _merge(cfg, _read_yaml(path), str(path))

@@ -78,6 +78,24 @@ def _sidecar_describe(path: Path, root: Path) -> Describe:
     return describe
 
 
+def folder_describe(root: Path, pattern: str = "", sidecar: str = "") -> Describe:
+    """How the layout at `root` gives each tracklet its metadata: the pattern, the sidecar CSV (default
+    `ROOT/tracklets.csv` when present), else camera 0 on the ground. Also serves single split folders
+    (e.g. a gallery cut from tracker output) to `farreid extract`."""
+    if pattern and sidecar:
+        raise FarreidError("give camera metadata either as a pattern or as a sidecar CSV, not both")
+    sidecar_path = require_file(sidecar, "sidecar CSV") if sidecar else root / SIDECAR
+    if pattern:
+        return _pattern_describe(pattern)
+    if sidecar_path.is_file():
+        return _sidecar_describe(sidecar_path, root)
+
+    def describe(folder: Path, frames: list[str], name: str) -> TrackletInfo:
+        return TrackletInfo("ground", 0)
+
+    return describe
+
+
 @register_dataset("folder")
 def build_folder(root: Path, pattern: str = "", sidecar: str = "", load_train: bool = True) -> ReIDDataset:
     root = require_dir(root, "dataset root")
@@ -87,17 +105,7 @@ def build_folder(root: Path, pattern: str = "", sidecar: str = "", load_train: b
         raise FarreidError(f"missing split folder {root / missing} (query and gallery come together)")
     if load_train and "train" not in splits:
         require_dir(root / "train", "train split folder")
-    if pattern and sidecar:
-        raise FarreidError("give camera metadata either as a pattern or as a sidecar CSV, not both")
-    sidecar_path = require_file(sidecar, "sidecar CSV") if sidecar else root / SIDECAR
-    if pattern:
-        describe = _pattern_describe(pattern)
-    elif sidecar_path.is_file():
-        describe = _sidecar_describe(sidecar_path, root)
-    else:
-        def describe(folder: Path, frames: list[str], name: str) -> TrackletInfo:
-            return TrackletInfo("ground", 0)
-
+    describe = folder_describe(root, pattern, sidecar)
     loaded = {s: load_split(root / s, s == "train", describe, qualified_names=True)[0] for s in splits}
     train, raw = relabel(loaded.get("train", []))
     protocols = {}

@@ -20,7 +20,7 @@ from farreid.engine.losses import (
     supcon,
 )
 from farreid.engine.optim import WarmupCosine, build_param_groups
-from farreid.engine.protocols import ReIDModel, ResumableLoader
+from farreid.engine.protocols import ResumableLoader, TrainableModel
 from farreid.engine.trainer import Trainer, TrainingParts, TrainResult
 from farreid.engine.validate import ranking_metrics, validate
 
@@ -31,11 +31,11 @@ __all__ = [
     "DivergedError",
     "LoopState",
     "ReIDLoss",
-    "ReIDModel",
     "ResumableLoader",
     "StageLoop",
     "Stepper",
     "TrainResult",
+    "TrainableModel",
     "Trainer",
     "TrainingParts",
     "WarmupCosine",

@@ -27,7 +27,7 @@ class ReIDOutputLike(Protocol):
 
 
 @runtime_checkable
-class ReIDModel(Protocol):
+class TrainableModel(Protocol):
     """A video ReID model trainable by the two-stage recipe (an `nn.Module`)."""
 
     prompt_learner: nn.Module  # the identity text prompts learned in stage 1

@@ -41,7 +41,7 @@ class TrainingParts:
     and yield samples that `collate_fn` turns into batch dicts. Training labels are 0..num_classes-1.
     """
 
-    model: nn.Module  # a `farreid.engine.ReIDModel`
+    model: nn.Module  # a `farreid.engine.TrainableModel`
     num_classes: int
     train_loader: ResumableLoader
     feature_dataset: Any | None = None
@@ -279,6 +279,7 @@ class Trainer:
             "rng": all_gather_objects(capture_rng(), self.ctx),
             "world_size": self.ctx.world_size,
             "num_classes": self.parts.num_classes,
+            "model_info": getattr(self.parts.model, "checkpoint_info", dict)(),  # architecture details (FarReID)
             "config": self.config_dict,
         }
 

@@ -1,8 +1,8 @@
 """Validation during training on identities held out from the training split (never the test split).
 
 The held-out identities are split into query and gallery tracklets (by the data layer); gallery items of the
-query's identity seen by the same camera are junk with `junk="camera"`. The ranking metrics here are a small
-private version for training feedback; `farreid.eval` owns the full evaluation.
+query's identity seen by the same camera are junk with `junk="camera"`. The numbers are `farreid.eval`'s
+(`evaluate_rank`), so validation and test evaluation share one definition of mAP and rank-1.
 """
 
 from __future__ import annotations
@@ -10,39 +10,35 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from farreid.engine.batches import sharded_loader
 from farreid.engine.distributed import DistContext, all_gather_objects
 from farreid.engine.protocols import move_batch
+from farreid.eval.distance import pairwise_distance
+from farreid.eval.metrics import evaluate_rank
 from farreid.utils.device import Precision
 
 
 def ranking_metrics(
     query: tuple[Tensor, Tensor, Tensor], gallery: tuple[Tensor, Tensor, Tensor], junk: str = "camera", metric: str = "cosine"
 ) -> dict[str, float]:
-    """mAP and rank-1 of (features, pids, camids) queries against a gallery; queries without a positive are skipped."""
+    """mAP and rank-1 of (features, pids, camids) queries against a gallery; queries without a positive are skipped.
+
+    Held-out query and gallery tracklets are distinct, so `junk="tracklet"` removes nothing here.
+    """
     qf, qp, qc = query
     gf, gp, gc = gallery
-    if metric == "cosine":
-        dist = 1.0 - F.normalize(qf.float(), dim=1) @ F.normalize(gf.float(), dim=1).t()
-    else:
-        dist = torch.cdist(qf.float(), gf.float())
-    same_pid = qp[:, None] == gp[None, :]
-    excluded = same_pid & (qc[:, None] == gc[None, :]) if junk == "camera" else torch.zeros_like(same_pid)
-    aps, r1 = [], []
-    for q in range(len(qp)):
-        keep = ~excluded[q]
-        hits = same_pid[q][keep][torch.argsort(dist[q][keep], stable=True)].float()
-        if hits.sum() == 0:
-            continue
-        precision_at_hit = hits.cumsum(0) / torch.arange(1, hits.numel() + 1)
-        aps.append(float((precision_at_hit * hits).sum() / hits.sum()))
-        r1.append(float(hits[0]))
-    if not aps:
+    names = {}
+    if junk == "tracklet":
+        names = {"q_names": [f"q{i}" for i in range(len(qp))], "g_names": [f"g{i}" for i in range(len(gp))]}
+    result = evaluate_rank(
+        pairwise_distance(qf, gf, metric), qp.cpu().numpy(), gp.cpu().numpy(), qc.cpu().numpy(), gc.cpu().numpy(),
+        junk=junk, max_rank=1, **names,
+    )
+    if result.num_valid == 0:
         return {"mAP": 0.0, "R1": 0.0, "queries": 0}
-    return {"mAP": sum(aps) / len(aps), "R1": sum(r1) / len(r1), "queries": len(aps)}
+    return {"mAP": result.mAP, "R1": result.rank(1), "queries": result.num_valid}
 
 
 @torch.no_grad()

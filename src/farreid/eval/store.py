@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from farreid.errors import FarreidError
-from farreid.eval.features import FEATURES_FILE, load_feature_set, save_feature_set
+from farreid.eval.features import FEATURES_FILE, has_features, load_feature_set, save_feature_set
 from farreid.eval.protocols import ProtocolData, protocol_order
 from farreid.utils.io import safe_join
 
@@ -27,10 +27,7 @@ def load_protocols(root: str | Path, names: list[str] | None = None) -> list[Pro
     root = Path(root)
     if not root.is_dir():
         raise FarreidError(f"features folder not found: {root}")
-    found = sorted(
-        d.name for d in root.iterdir()
-        if (d / "query" / FEATURES_FILE).is_file() and (d / "gallery" / FEATURES_FILE).is_file()
-    )
+    found = sorted(d.name for d in root.iterdir() if has_features(d / "query") and has_features(d / "gallery"))
     if names:
         missing = [n for n in names if n not in found]
         if missing:

@@ -81,6 +81,9 @@ class PlatformPrompts(nn.Module):
             raise FarreidError(
                 f"prompt keys must lie in [0, {self.num_keys}) (model.pbp.num_keys); got {keys.unique().tolist()}"
             )
-        chosen = self.prompts[:, :, keys]  # (depth, length, B, width)
-        chosen = chosen.permute(0, 2, 1, 3).repeat_interleave(num_frames, dim=1)  # (depth, B*T, length, width)
+        chosen = self.prompts[:, :, keys].permute(0, 2, 1, 3)  # (depth, B, length, width)
+        depth, b, length, width = chosen.shape
+        # each clip's tokens for its T frames; expand + flatten rather than repeat_interleave, which the ONNX
+        # exporter turns into a fixed-shape Expand (wrong for other batch sizes)
+        chosen = chosen.unsqueeze(2).expand(depth, b, num_frames, length, width).flatten(1, 2)  # (depth, B*T, length, width)
         return list(chosen.unbind(0))

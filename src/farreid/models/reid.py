@@ -7,7 +7,7 @@ consecutive), with every block's adapter bound to that layout and the clip's pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
@@ -119,7 +119,9 @@ class FarReID(nn.Module):
         self.set_stage("stage2")
 
     @classmethod
-    def from_config(cls, cfg: "Config", num_classes: int, num_keys: int = 0) -> "FarReID":
+    def from_config(cls, cfg: "Config", num_classes: int, num_keys: int = 0, clip: CLIP | None = None) -> "FarReID":
+        """`clip` passes ready towers (e.g. rebuilt from a trained checkpoint, whose weights replace
+        `model.pretrained`'s)."""
         m = cfg.model
         return cls(
             num_classes,
@@ -146,7 +148,13 @@ class FarReID(nn.Module):
             finetune_lr_mult=m.finetune_lr_mult,
             pooling=m.pooling,
             grad_checkpointing=m.grad_checkpointing,
+            clip=clip,
         )
+
+    def checkpoint_info(self) -> dict:
+        """What a checkpoint needs besides the config and the weights to rebuild this model without reading
+        `model.pretrained` again: the CLIP architecture (incl. activation) and the number of prompt keys."""
+        return {"clip_spec": asdict(self.clip.spec), "num_keys": self.prompts.num_keys if self.prompts is not None else 0}
 
     # ----------------------------------------------------------------- what trains
     def _tail_parameters(self) -> list[tuple[str, nn.Parameter]]:

@@ -1,0 +1,87 @@
+"""Evaluate a trained checkpoint on its dataset's test protocols: extract, then the whole evaluation pipeline.
+
+    from farreid.inference import evaluate_checkpoint
+    result = evaluate_checkpoint("runs/demo_tiny/checkpoints/best.pt")        # the checkpoint's own dataset
+    print(result.table())
+
+Each protocol's query and gallery are embedded with `ReIDModel` (flip per `eval.flip`, every frame in chunks
+per `eval.dense`, through `farreid.eval.extract_features`) and handed to `farreid.eval.run_evaluation`
+(metrics table, metrics.json, challenge CSV, ranked pictures, report.html). The features are kept in
+`<out>/features/<protocol>/{query,gallery}` so that `farreid eval --features` can re-evaluate them (with other
+re-ranking settings, say) without touching the model again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from farreid.config import Config
+from farreid.data import build_dataset_from_config
+from farreid.data.registry import dataset_options
+from farreid.errors import FarreidError
+from farreid.eval import EvaluationResult, ProtocolData, RerankParams, run_evaluation, save_protocol
+from farreid.inference.loading import checkpoint_config
+from farreid.inference.model import ReIDModel
+from farreid.utils.io import safe_join
+from farreid.utils.log import get_logger
+
+log = get_logger("inference")
+
+
+def default_eval_dir(cfg: Config) -> Path:
+    """`<out_dir>/<name>/results/eval`: beside the training run's own results."""
+    return safe_join(cfg.out_dir, cfg.name) / "results" / "eval"
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path | ReIDModel,
+    cfg: Config | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    rerank: bool | None = None,
+    show_queries: int | None = None,
+    title: str | None = None,
+) -> EvaluationResult:
+    """Evaluate `checkpoint` (a path, a run directory, or a loaded `ReIDModel`) and write the results to `out_dir`
+    (default `<out_dir>/<name>/results/eval` of `cfg`).
+
+    `cfg` supplies the data (dataset, root, protocol, test sampling), evaluation (`eval.*`), device and precision
+    settings; None means the checkpoint's own configuration on the best available device. The network and its
+    input size always come from the checkpoint. `rerank` / `show_queries` override `eval.rerank.enabled` /
+    `eval.show_queries`.
+    """
+    trained = checkpoint.cfg if isinstance(checkpoint, ReIDModel) else checkpoint_config(checkpoint)
+    cfg = cfg or trained
+    if (cfg.data.height, cfg.data.width) != (trained.data.height, trained.data.width):
+        raise FarreidError(
+            f"the model takes {trained.data.height}x{trained.data.width} frames but data.height/width ask for "
+            f"{cfg.data.height}x{cfg.data.width}; leave them at the checkpoint's values"
+        )
+    if isinstance(checkpoint, ReIDModel):
+        model = checkpoint
+    else:
+        model = ReIDModel.from_checkpoint(checkpoint, device=cfg.device, precision=cfg.precision)
+    runner = model.with_settings(
+        flip=cfg.eval.flip, dense=cfg.eval.dense, num_frames=cfg.data.test_frames, sampling=cfg.data.test_sampling,
+        batch_size=cfg.eval.batch_size, workers=cfg.data.workers,
+    )
+    extra = {"load_train": False} if "load_train" in dataset_options(cfg.data.dataset) else {}
+    dataset = build_dataset_from_config(cfg.data, **extra)
+    if not dataset.protocols:
+        raise FarreidError(f"dataset {cfg.data.dataset!r} at {cfg.data.root} has no test protocol (query and gallery)")
+    out_dir = Path(out_dir) if out_dir is not None else default_eval_dir(cfg)
+    protocols = []
+    for name, protocol in dataset.protocols.items():
+        log.info(f"{name}: embedding {len(protocol.query)} query and {len(protocol.gallery)} gallery tracklets")
+        data = ProtocolData(name, runner.feature_set(protocol.query), runner.feature_set(protocol.gallery))
+        save_protocol(data, out_dir / "features", runner.describe())
+        protocols.append(data)
+    e = cfg.eval
+    use_rerank = e.rerank.enabled if rerank is None else rerank
+    return run_evaluation(
+        protocols, out_dir, metric=e.metric, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at),
+        rerank=RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if use_rerank else None,
+        chunk_size=e.query_chunk, device=runner.precision.device, write_csv=e.write_csv,
+        show_queries=e.show_queries if show_queries is None else show_queries, show_topk=e.show_topk,
+        title=title or f"farreid evaluation: {cfg.name}",
+    )

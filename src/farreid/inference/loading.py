@@ -1,0 +1,139 @@
+"""Rebuild a trained FarReID from a farreid training checkpoint, without the original CLIP weight file.
+
+A stage-2 checkpoint (`runs/<name>/checkpoints/best.pt` or `stage2-step*.pt`) holds the model weights, the
+configuration it was trained with and (since the engine records it) the CLIP architecture and the number of
+prompt keys. Older checkpoints without that record are rebuilt from the weight shapes: the prompt tensor gives
+the number of keys, the CLIP tensors give the architecture. `model.pretrained` is never read: the checkpoint
+already holds every weight, and a deployment machine usually does not have the original file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from farreid.config import Config, config_from_dict
+from farreid.engine.checkpoint import CheckpointError, load_checkpoint
+from farreid.models import FarReID
+from farreid.models.clip import CLIP
+from farreid.models.clip.checkpoint import infer_spec
+from farreid.models.clip.configs import CLIP_CONFIGS, ClipSpec, TextSpec, VisionSpec
+
+PROMPTS_KEY = "prompts.prompts"  # [depth, length, keys, width]
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: FarReID  # eval mode, on the CPU, no gradients
+    cfg: Config  # the configuration the model was trained with
+    path: Path  # the checkpoint file
+    stage: str
+    step: int
+    complete: bool  # False for a checkpoint written before stage 2 finished
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory (its `checkpoints/best.pt`, else its newest stage-2 checkpoint)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    if (folder / "best.pt").is_file():
+        return folder / "best.pt"
+    steps = sorted(folder.glob("stage2-step*.pt"))
+    if steps:
+        return steps[-1]
+    raise CheckpointError(
+        f"{path} is a folder without a stage-2 checkpoint (looked for best.pt and stage2-step*.pt in {folder})"
+    )
+
+
+def _spec_from_dict(data: Mapping[str, Any]) -> ClipSpec:
+    text = data.get("text")
+    return ClipSpec(
+        name=data["name"], vision=VisionSpec(**data["vision"]), text=TextSpec(**text) if text else None,
+        activation=data.get("activation", "quick_gelu"),
+    )
+
+
+def _openai_names(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's `clip.*` tensors under OpenAI's names (`visual.*`, text keys un-prefixed)."""
+    out = {}
+    for key, value in state.items():
+        if key.startswith("clip.visual."):
+            out[key[len("clip."):]] = value
+        elif key.startswith("clip.text."):
+            out[key[len("clip.text."):]] = value
+    return out
+
+
+def _clip_spec(info: Mapping[str, Any], state: Mapping[str, torch.Tensor], cfg: Config) -> ClipSpec:
+    """The recorded spec; for older checkpoints the named backbone's, else one inferred from the weight shapes."""
+    if info.get("clip_spec"):
+        return _spec_from_dict(info["clip_spec"])
+    named = CLIP_CONFIGS.get(cfg.model.backbone)
+    activation = cfg.model.activation
+    if named is not None:
+        return named if activation == "auto" else replace(named, activation=activation)
+    weights = _openai_names(state)
+    pos = weights.get("visual.positional_embedding")
+    if pos is not None:  # resized to the ReID grid already; only its width matters for the architecture
+        weights["visual.positional_embedding"] = pos[:2]
+    try:
+        return infer_spec(weights, name=cfg.model.backbone, activation="quick_gelu" if activation == "auto" else activation)
+    except KeyError as exc:
+        raise CheckpointError(f"the checkpoint's model weights lack {exc.args[0]!r}: not a FarReID model") from None
+
+
+def _num_keys(info: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> int:
+    if "num_keys" in info:
+        return int(info["num_keys"])
+    prompts = state.get(PROMPTS_KEY)
+    return int(prompts.shape[2]) if prompts is not None else 0
+
+
+def _read_stage2(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    path = resolve_checkpoint_path(path)
+    state = load_checkpoint(path)
+    stage = state.get("stage")
+    if stage == "stage1":
+        raise CheckpointError(
+            f"{path} is a stage-1 checkpoint (learned text prompts only, no adapted image model); "
+            "use a stage-2 checkpoint such as checkpoints/best.pt or stage2-step*.pt after stage 2 has run"
+        )
+    weights = state.get("model")
+    if stage != "stage2" or not isinstance(weights, Mapping) or "config" not in state or "num_classes" not in state:
+        raise CheckpointError(f"{path} holds no trained model (expected a stage-2 farreid checkpoint)")
+    return path, state
+
+
+def checkpoint_config(path: str | Path) -> Config:
+    """The configuration a stage-2 checkpoint was trained with, with `device` and `precision` back at `auto`
+    (where a model was trained says nothing about where it runs now)."""
+    path, state = _read_stage2(path)
+    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+    cfg.device, cfg.precision = "auto", "auto"
+    return cfg
+
+
+def load_trained_model(path: str | Path) -> LoadedCheckpoint:
+    """Read a stage-2 training checkpoint (never unpickling code) and rebuild its FarReID, weights loaded."""
+    path, state = _read_stage2(path)
+    weights = state["model"]
+    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+    info = state.get("model_info") or {}
+    spec = _clip_spec(info, weights, cfg)
+    clip = CLIP(spec, image_size=(cfg.data.height, cfg.data.width), stride=cfg.model.stride or None,
+                pos_resize=cfg.model.pos_resize)
+    model = FarReID.from_config(cfg, num_classes=int(state["num_classes"]), num_keys=_num_keys(info, weights), clip=clip)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = " ".join(str(exc).strip().splitlines()[:3])
+        raise CheckpointError(f"{path}: the stored weights do not fit the model its configuration describes: {first}") from None
+    model.eval().requires_grad_(False)
+    loop = state.get("loop") or {}
+    return LoadedCheckpoint(model, cfg, path, state["stage"], int(loop.get("step", 0)), bool(loop.get("complete", False)))
