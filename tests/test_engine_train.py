@@ -118,10 +118,14 @@ def test_stage2_from_a_stage1_result_matches_the_two_stage_run(tmp_path, uninter
     final = load_checkpoint(second.last_checkpoint)
     for key, value in uninterrupted["model"].items():
         assert torch.equal(final["model"][key], value), key
-    other_model = toy_config(tmp_path, *RESUME_OVERRIDES, "train.stages=[stage2]", "model.pooling=mean", "name=other",
-                             f"train.stage1_checkpoint={first.last_checkpoint}")
-    with pytest.raises(CheckpointError, match=r"cannot start stage 2 from .*stage1.pt.*model.pooling: 'attention' -> 'mean'"):
+    other_model = toy_config(tmp_path, *RESUME_OVERRIDES, "train.stages=[stage2]", "model.adapter.bottleneck=16",
+                             "name=other", f"train.stage1_checkpoint={first.last_checkpoint}")
+    with pytest.raises(CheckpointError, match=r"cannot start stage 2 from .*stage1.pt.*model.adapter.bottleneck: 256 -> 16"):
         train(other_model, parts=toy_parts(other_model), console=False)
+    # pooling only shapes stage 2 (stage 1 averages frames of the plain tower): the pooling ablation may reuse it
+    mean_pooling = toy_config(tmp_path, *RESUME_OVERRIDES, "train.stages=[stage2]", "model.pooling=mean",
+                              "name=mean", f"train.stage1_checkpoint={first.last_checkpoint}")
+    assert train(mean_pooling, parts=toy_parts(mean_pooling), console=False).completed
 
 
 def test_resume_with_a_different_config_is_refused_before_training(tmp_path):

@@ -11,10 +11,12 @@ An interrupted demo continues where it stopped (training resumes from its checkp
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 from farreid.config import Config, load_config
 from farreid.errors import FarreidError
@@ -49,11 +51,12 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def demo_config(out_dir: Path, minutes: float = DEFAULT_MINUTES, seed: int = 0) -> Config:
-    """The demo recipe pointed at `out_dir`, with both stages' epochs scaled to the time budget."""
+def demo_config(out_dir: Path, minutes: float = DEFAULT_MINUTES, seed: int = 0, overrides: Sequence[str] = ()) -> Config:
+    """The demo recipe pointed at `out_dir` (plus any dotted overrides), with both stages' epochs scaled to the
+    time budget."""
     if minutes <= 0:
         raise FarreidError(f"--minutes must be > 0, got {minutes}")
-    cfg = load_config(RECIPE, [f"data.root={out_dir / 'data'}", f"out_dir={out_dir}", f"seed={seed}"])
+    cfg = load_config(RECIPE, [f"data.root={out_dir / 'data'}", f"out_dir={out_dir}", f"seed={seed}", *overrides])
     scale = minutes / DEFAULT_MINUTES
     stage1 = replace(cfg.train.stage1, epochs=max(1, round(cfg.train.stage1.epochs * scale)))
     stage2 = replace(cfg.train.stage2, epochs=max(1, round(cfg.train.stage2.epochs * scale)))
@@ -63,20 +66,19 @@ def demo_config(out_dir: Path, minutes: float = DEFAULT_MINUTES, seed: int = 0) 
     return replace(cfg, train=replace(cfg.train, stage1=stage1, stage2=stage2, eval_every=eval_every))
 
 
-def ensure_data(root: Path, seed: int) -> None:
-    """Generate the synthetic set unless this seed's set is already there."""
+def ensure_data(root: Path, seed: int, num_ids: int) -> None:
+    """Generate the synthetic set unless this seed's set of this size is already there."""
     from farreid.data.synthetic import generate
 
+    wanted = {**DATA_OPTIONS, "num_ids": num_ids, "seed": seed}
     marker = root / "synthetic.json"
     if marker.is_file():
-        import json
-
         params = json.loads(marker.read_text()).get("params", {})
-        if params.get("seed") == seed and all(params.get(k) == v for k, v in DATA_OPTIONS.items()):
+        if all(params.get(k) == v for k, v in wanted.items()):
             log.info(f"reusing synthetic data in {root}")
             return
     log.info(f"generating synthetic aerial-ground data in {root}")
-    summary = generate(root, seed=seed, overwrite=True, **DATA_OPTIONS)
+    summary = generate(root, overwrite=True, **wanted)
     log.info(f"wrote {summary['frames_rendered']} frames in {summary['seconds']:.1f} s")
 
 
@@ -93,11 +95,16 @@ def run_demo(
     seed: int = 0,
     fresh: bool = False,
     console: bool = True,
+    num_ids: int = DATA_OPTIONS["num_ids"],
+    overrides: Sequence[str] = (),
 ) -> DemoResult:
+    """Run the demo into `out_dir`; `num_ids` sizes the synthetic set (half train, half test); `overrides` are
+    dotted config overrides on the demo recipe (e.g. `device=cuda`)."""
     from farreid.data import build_dataset_from_config
     from farreid.engine import train
     from farreid.engine.build import infer_num_keys
-    from farreid.inference import ReIDModel, evaluate_checkpoint
+    from farreid.inference import ReIDModel
+    from farreid.inference.evaluate import embed_protocols, evaluate_embedded
     from farreid.models import FarReID
     from farreid.report.demo_report import write_demo_report
 
@@ -107,8 +114,8 @@ def run_demo(
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(None, console=console)
-    cfg = demo_config(out_dir, minutes, seed)
-    ensure_data(Path(cfg.data.root), seed)
+    cfg = demo_config(out_dir, minutes, seed, overrides)
+    ensure_data(Path(cfg.data.root), seed, num_ids)
     dataset = build_dataset_from_config(cfg.data)
 
     # 1. the untrained model: same architecture and seed, random weights
@@ -126,23 +133,23 @@ def run_demo(
     mean = train(mean_cfg, resume="auto", console=console)
     setup_logging(None, console=console)  # training pointed the log at its run; back to the console only
 
-    # 3. evaluation of every variant, with and without re-ranking
+    # 3. evaluation: each model embeds the test protocols once; the trained ones are ranked with and without
+    #    re-ranking
     variants = []
     plans = [
-        ("untrained", "attention", False, untrained),
-        ("trained", "mean", False, _checkpoint(mean)),
-        ("trained", "mean", True, _checkpoint(mean)),
-        ("trained", "attention", False, _checkpoint(attention)),
-        ("trained", "attention", True, _checkpoint(attention)),
+        ("untrained", "attention", (False,), untrained),
+        ("trained", "mean", (False, True), _checkpoint(mean)),
+        ("trained", "attention", (False, True), _checkpoint(attention)),
     ]
-    for label, pooling, rerank, model in plans:
-        name = f"{label}_{pooling}" + ("_rerank" if rerank else "")
-        eval_dir = out_dir / "eval" / name
-        log.info(f"evaluating {name}")
-        result = evaluate_checkpoint(
-            model, cfg, eval_dir, rerank=rerank, show_queries=3, title=f"farreid demo: {name.replace('_', ' ')}",
-        )
-        variants.append(Variant(label, pooling, rerank, result, eval_dir))
+    for label, pooling, reranks, model in plans:
+        log.info(f"embedding the test protocols with the {label} {pooling}-pooling model")
+        protocols, device = embed_protocols(model, cfg, out_dir / "eval" / f"{label}_{pooling}" / "features")
+        for rerank in reranks:
+            name = f"{label}_{pooling}" + ("_rerank" if rerank else "")
+            eval_dir = out_dir / "eval" / name
+            result = evaluate_embedded(protocols, cfg, eval_dir, device=device, rerank=rerank, show_queries=3,
+                                       title=f"farreid demo: {name.replace('_', ' ')}")
+            variants.append(Variant(label, pooling, rerank, result, eval_dir))
 
     seconds = time.perf_counter() - started
     table = results_table(variants)

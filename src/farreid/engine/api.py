@@ -13,7 +13,15 @@ import torch
 import torch.distributed as dist
 
 from farreid.config import Config, config_to_dict
-from farreid.engine.checkpoint import STAGE1_KEYS, CheckpointError, CheckpointManager, check_config, load_checkpoint
+from farreid.engine.checkpoint import (
+    RESUME_FREE_KEYS,
+    STAGE1_KEYS,
+    STAGE2_ONLY_MODEL_KEYS,
+    CheckpointError,
+    CheckpointManager,
+    check_config,
+    load_checkpoint,
+)
 from farreid.engine.checks import check_dataset_root, check_identity_batch, check_train_config
 from farreid.engine.distributed import DistContext, barrier, init_distributed, shutdown_distributed
 from farreid.engine.losses import ReIDLoss
@@ -127,7 +135,8 @@ def open_stage1_result(cfg: Config, run_path: Path) -> Mapping[str, Any] | None:
     state = load_checkpoint(path)
     if state.get("stage") != "stage1" or not state["loop"]["complete"]:
         raise CheckpointError(f"{path} is not a finished stage-1 result (it is a {state.get('stage')} checkpoint)")
-    check_config(state, config_to_dict(cfg), path, only=STAGE1_KEYS, what="start stage 2")
+    check_config(state, config_to_dict(cfg), path, only=STAGE1_KEYS, ignore=RESUME_FREE_KEYS + STAGE2_ONLY_MODEL_KEYS,
+                 what="start stage 2")
     return state
 
 

@@ -29,6 +29,8 @@ RESUME_FREE_KEYS = (
 )
 # What a stage-1 result must share with the stage-2 run that reads it: the model and the identity labels.
 STAGE1_KEYS = ("seed", "data.dataset", "data.options", "data.val_ids", "model")
+# Model keys that only shape stage 2 (stage 1 runs the plain tower, frames averaged): a stage-2 ablation may vary them.
+STAGE2_ONLY_MODEL_KEYS = ("model.pooling", "model.finetune_last_n", "model.finetune_lr_mult", "model.grad_checkpointing")
 
 
 class CheckpointError(FarreidError):

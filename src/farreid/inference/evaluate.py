@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from farreid.config import Config
 from farreid.data import build_dataset_from_config
 from farreid.data.registry import dataset_options
@@ -50,8 +52,18 @@ def evaluate_checkpoint(
     input size always come from the checkpoint. `rerank` / `show_queries` override `eval.rerank.enabled` /
     `eval.show_queries`.
     """
+    cfg = cfg or (checkpoint.cfg if isinstance(checkpoint, ReIDModel) else checkpoint_config(checkpoint))
+    out_dir = Path(out_dir) if out_dir is not None else default_eval_dir(cfg)
+    protocols, device = embed_protocols(checkpoint, cfg, out_dir / "features")
+    return evaluate_embedded(protocols, cfg, out_dir, device=device, rerank=rerank, show_queries=show_queries,
+                             title=title)
+
+
+def embed_protocols(
+    checkpoint: str | Path | ReIDModel, cfg: Config, features_dir: str | Path | None = None
+) -> tuple[list[ProtocolData], torch.device]:
+    """Embed the query and gallery of every test protocol of `cfg`'s dataset (and keep them in `features_dir`)."""
     trained = checkpoint.cfg if isinstance(checkpoint, ReIDModel) else checkpoint_config(checkpoint)
-    cfg = cfg or trained
     if (cfg.data.height, cfg.data.width) != (trained.data.height, trained.data.width):
         raise FarreidError(
             f"the model takes {trained.data.height}x{trained.data.width} frames but data.height/width ask for "
@@ -69,19 +81,33 @@ def evaluate_checkpoint(
     dataset = build_dataset_from_config(cfg.data, **extra)
     if not dataset.protocols:
         raise FarreidError(f"dataset {cfg.data.dataset!r} at {cfg.data.root} has no test protocol (query and gallery)")
-    out_dir = Path(out_dir) if out_dir is not None else default_eval_dir(cfg)
     protocols = []
     for name, protocol in dataset.protocols.items():
         log.info(f"{name}: embedding {len(protocol.query)} query and {len(protocol.gallery)} gallery tracklets")
         data = ProtocolData(name, runner.feature_set(protocol.query), runner.feature_set(protocol.gallery))
-        save_protocol(data, out_dir / "features", runner.describe())
+        if features_dir is not None:
+            save_protocol(data, Path(features_dir), runner.describe())
         protocols.append(data)
+    return protocols, runner.precision.device
+
+
+def evaluate_embedded(
+    protocols: list[ProtocolData],
+    cfg: Config,
+    out_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    rerank: bool | None = None,
+    show_queries: int | None = None,
+    title: str | None = None,
+) -> EvaluationResult:
+    """The evaluation pipeline (`eval.*` settings of `cfg`) on already embedded protocols."""
     e = cfg.eval
     use_rerank = e.rerank.enabled if rerank is None else rerank
     return run_evaluation(
         protocols, out_dir, metric=e.metric, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at),
         rerank=RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if use_rerank else None,
-        chunk_size=e.query_chunk, device=runner.precision.device, write_csv=e.write_csv,
+        chunk_size=e.query_chunk, device=device, write_csv=e.write_csv,
         show_queries=e.show_queries if show_queries is None else show_queries, show_topk=e.show_topk,
         title=title or f"farreid evaluation: {cfg.name}",
     )
