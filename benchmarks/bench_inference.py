@@ -2,7 +2,7 @@
 same exported graph, and a streamed search of a sharded gallery (time, peak memory).
 
     python benchmarks/bench_inference.py [--models demo vitb16] [--repeats 2] [--gallery-rows 1000000]
-                                         [--skip-onnx] [--skip-search]
+                                         [--threads 2] [--skip-onnx] [--skip-search] [--out bench_inference]
 
 Models have random weights: `demo` is the demo_tiny recipe (tiny ViT, 128x64, 8 frames), `vitb16` the
 detreidx_vitb16 recipe (ViT-B/16 at 256x128 with VSLA adapters and 9-block prompts, 16 frames). Tracklets are
@@ -138,17 +138,19 @@ def bench_onnx(name: str, repeats: int, folder: Path) -> dict:
     }
 
 
-def write_gallery(folder: Path, rows: int, dim: int, shard_rows: int = 131072) -> float:
-    """A sharded, L2-normalised random gallery in the extract format; returns its size in GiB."""
+def write_gallery(folder: Path, rows: int, dim: int, shard_rows: int = 4096) -> float:
+    """A sharded, L2-normalised random gallery in the extract format (extract's default 4096 rows a shard);
+    returns its size in GiB."""
     from farreid.eval.features import meta_row, shard_file, write_feature_shard, write_manifest, write_meta_table
 
     folder.mkdir(parents=True)
     g = torch.Generator().manual_seed(0)
     shards = []
-    for i, start in enumerate(range(0, rows, shard_rows)):
-        block = F.normalize(torch.randn(min(shard_rows, rows - start), dim, generator=g), dim=1)
-        write_feature_shard(folder / shard_file(i), block)
-        shards.append(shard_file(i))
+    for start in range(0, rows, 65536):
+        block = F.normalize(torch.randn(min(65536, rows - start), dim, generator=g), dim=1)
+        for offset in range(0, block.shape[0], shard_rows):
+            shards.append(shard_file(len(shards)))
+            write_feature_shard(folder / shards[-1], block[offset : offset + shard_rows])
     write_meta_table(folder / "meta.csv", (meta_row(f"t{i:07d}", i % 5000, i % 7, "ground", np.nan, np.nan, (), 16)
                                            for i in range(rows)))
     write_manifest(folder, shards, rows, dim, {"producer": "bench_inference"})
@@ -175,7 +177,8 @@ def bench_search(rows: int, dim: int, folder: Path) -> dict:
     out = {"gallery_rows": rows, "dim": dim, "gallery_gib_on_disk": round(size, 2),
            "write_seconds": round(time.perf_counter() - start, 1), "runs": []}
     for queries in (1, 64):
-        done = subprocess.run([sys.executable, __file__, "--search-worker", str(folder / "gallery"), str(queries)],
+        done = subprocess.run([sys.executable, __file__, "--search-worker", str(folder / "gallery"), str(queries),
+                               "--threads", str(torch.get_num_threads())],
                               capture_output=True, text=True, check=True)
         out["runs"].append(json.loads(done.stdout.strip().splitlines()[-1]))
     return out
@@ -183,23 +186,25 @@ def bench_search(rows: int, dim: int, folder: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS), help="none: search only")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--gallery-rows", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=1024)
     ap.add_argument("--skip-onnx", action="store_true")
     ap.add_argument("--skip-search", action="store_true")
     ap.add_argument("--no-wait", action="store_true", help="Do not wait for a quiet machine (dry runs).")
+    ap.add_argument("--threads", type=int, default=2, help="torch / onnxruntime intra-op threads.")
+    ap.add_argument("--out", default="bench_inference", help="Result name under benchmarks/results/.")
     ap.add_argument("--search-worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.no_wait:
         global wait_for_quiet
         wait_for_quiet = cpu_pressure  # noqa: F811  (record the pressure, do not wait)
     if args.search_worker:
         search_worker(args.search_worker[0], int(args.search_worker[1]), 20)
         return
-    result: dict = {"threads": 2, "embed": [], "onnx": [], "pressure": {}}
+    result: dict = {"threads": args.threads, "embed": [], "onnx": [], "pressure": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             result["pressure"][f"embed_{name}"] = wait_for_quiet()
@@ -216,7 +221,7 @@ def main() -> None:
     result["pressure"]["end"] = cpu_pressure()
     result["note"] = closing_note(result)
     print(result["note"])
-    save("bench_inference", result)
+    save(args.out, result)
 
 
 def closing_note(result: dict) -> str:

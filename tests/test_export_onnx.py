@@ -22,7 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 def exported(tmp_path_factory):
     trained = tiny_trained(tmp_path_factory)
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    result = CliRunner().invoke(app, ["export", "onnx", "-k", str(trained.checkpoint), "-o", str(path)])
+    result = CliRunner().invoke(app, ["export", "onnx", "--checkpoint", str(trained.checkpoint), "-o", str(path)])
     assert result.exit_code == 0, result.output
     assert "max abs diff" in result.output
     return trained, path

@@ -37,7 +37,7 @@ def model(trained):
 def features(trained, tmp_path_factory):
     """`farreid extract` of the synthetic test protocols, 5 tracklets a shard."""
     out = tmp_path_factory.mktemp("features")
-    result = runner.invoke(app, ["extract", "-k", str(trained.checkpoint), "-i", str(trained.data), "-d", "detreidx",
+    result = runner.invoke(app, ["extract", "--checkpoint", str(trained.checkpoint), "-i", str(trained.data), "-d", "detreidx",
                                  "-o", str(out), "--shard-size", "5", "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     return out
@@ -161,7 +161,7 @@ def test_from_mot_footage_to_extract_and_search(trained, tmp_path):
     layout = tmp_path / "footage"
     tracklets_from_mot(tmp_path / "gt.txt", layout, frames_dir=frames, max_len=8, min_len=2, camid=0)
     out = tmp_path / "feats"
-    result = runner.invoke(app, ["extract", "-k", str(trained.run), "-i", str(layout), "-o", str(out)])
+    result = runner.invoke(app, ["extract", "--checkpoint", str(trained.run), "-i", str(layout), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert feature_shape(out / "gallery") == (3, 192)
     query = _flipped_copy(next((layout / "gallery" / "0002").iterdir()), tmp_path / "q2", skip_first=False)
@@ -172,10 +172,10 @@ def test_from_mot_footage_to_extract_and_search(trained, tmp_path):
 
 
 def test_extract_errors_are_clear(trained, tmp_path):
-    result = runner.invoke(app, ["extract", "-k", str(trained.checkpoint), "-i", str(tmp_path / "none"), "-o", str(tmp_path)])
+    result = runner.invoke(app, ["extract", "--checkpoint", str(trained.checkpoint), "-i", str(tmp_path / "none"), "-o", str(tmp_path)])
     assert result.exit_code != 0 and "input folder" in str(result.exception)
     empty = tmp_path / "q"
     empty.mkdir()
     shutil.copytree(trained.data / "train", tmp_path / "layout" / "train")
-    result = runner.invoke(app, ["extract", "-k", str(trained.checkpoint), "-i", str(tmp_path / "layout"), "-o", str(tmp_path / "o")])
+    result = runner.invoke(app, ["extract", "--checkpoint", str(trained.checkpoint), "-i", str(tmp_path / "layout"), "-o", str(tmp_path / "o")])
     assert "only a train/ split; pass --train" in str(result.exception)

@@ -54,7 +54,7 @@ def _evaluate_checkpoint(checkpoint: Path, config: Optional[Path], overrides: Op
 @app.command("eval")
 def evaluate(
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", "-k",
+        None, "--checkpoint",
         help="Evaluate a trained checkpoint (a stage-2 .pt file, or a run folder: its best.pt) on the test "
         "protocols of its dataset: the checkpoint's configuration, then --config, then the overrides (e.g. "
         "data.root=/data/detreidx eval.rerank.enabled=true).",

@@ -16,7 +16,7 @@ app.add_typer(export_app, name="export")
 @export_app.command("onnx")
 def onnx(
     checkpoint: Path = typer.Option(
-        ..., "--checkpoint", "-k", help="Trained stage-2 checkpoint (.pt), or a run folder (its checkpoints/best.pt)."
+        ..., "--checkpoint", help="Trained stage-2 checkpoint (.pt), or a run folder (its checkpoints/best.pt)."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="ONNX file to write (only after the parity check passes)."),
     flip: Optional[bool] = typer.Option(

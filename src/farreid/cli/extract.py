@@ -12,7 +12,7 @@ from farreid.cli import app
 from farreid.errors import FarreidError
 
 CheckpointOption = typer.Option(
-    ..., "--checkpoint", "-k", help="Trained stage-2 checkpoint (.pt), or a run folder (its checkpoints/best.pt)."
+    ..., "--checkpoint", help="Trained stage-2 checkpoint (.pt), or a run folder (its checkpoints/best.pt)."
 )
 
 

@@ -21,7 +21,7 @@ def search(
     ),
     k: int = typer.Option(20, "-k", "--top", help="How many gallery tracklets to list per query."),
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", "-c",
+        None, "--checkpoint",
         help="Model that embeds query tracklets (default: the checkpoint recorded in the gallery).",
     ),
     camid: int = typer.Option(0, "--camid", help="Camera id of the query tracklets (for camera-keyed prompts)."),

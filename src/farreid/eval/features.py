@@ -5,7 +5,8 @@ One folder per split (for example `<root>/A2G/query/`), in one of two forms:
     features.safetensors   tensor "features", float32 (N, D); string metadata (model, flip, ...) in the header
     meta.csv               one row per item, in the same order: name,pid,camid,platform,altitude,distance,frames
                            (pid -1 = unknown label; altitude/distance empty when unknown; frames = JSON list of
-                           frame paths, used only for pictures) [,num_frames: the tracklet's length]
+                           frame paths, used only for pictures; `farreid extract` keeps at most 8 evenly spaced
+                           ones) [,num_frames: the tracklet's length]
 
 or, for large sets (written shard by shard, resumably, by `farreid extract`):
 
@@ -213,8 +214,8 @@ def feature_shape(folder: str | Path) -> tuple[int, int]:
 
 
 def iter_feature_chunks(folder: str | Path, rows: int = 65536) -> Iterator[torch.Tensor]:
-    """The (N, D) features in consecutive float32 blocks of at most `rows` rows, read slice by slice: a set
-    larger than memory is never held whole."""
+    """The (N, D) features in consecutive float32 blocks of at most `rows` rows (a block never spans two shards),
+    read slice by slice: a set larger than memory is never held whole."""
     feature_shape(folder)  # every file checked before the first block is read
     for path in _feature_files(Path(folder)):
         with safe_open(str(path), framework="pt") as fh:
