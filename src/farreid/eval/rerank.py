@@ -70,6 +70,14 @@ def _expand_segments(starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch
     return starts[seg] + torch.arange(len(seg), device=lengths.device) - offsets[seg], seg
 
 
+def _runs(ends: torch.Tensor, budget: int) -> list[tuple[int, int]]:
+    """Cut consecutive entries (cumulative sizes `ends`) into runs of about `budget` (a larger entry stands alone)."""
+    total = int(ends[-1]) if len(ends) else 0
+    marks = torch.arange(budget, max(budget, total), budget, device=ends.device)
+    bounds = sorted({0, *torch.searchsorted(ends, marks, right=True).tolist(), len(ends)})
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def _pointers(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
     ptr = torch.zeros(num_rows + 1, dtype=torch.long, device=rows.device)
     ptr[1:] = torch.cumsum(torch.bincount(rows, minlength=num_rows), 0)
@@ -126,7 +134,7 @@ def _expanded_weights(src, knn: torch.Tensor, values: torch.Tensor, row_max: tor
     # torchreid compares len(intersection) > 2. / 3 * len(candidate set) in float64; keep those exact thresholds
     threshold = torch.tensor([2.0 / 3 * m for m in range(k_half + 1)], dtype=torch.float64, device=knn.device)
     rows_out, cols_out, vals_out = [], [], []
-    for start, stop in _blocks(n, 2**21 // (k_full * k_half * k_full)):
+    for start, stop in _blocks(n, ENTRY_BUDGET // (k_full * k_half)):
         cand = knn[start:stop, :k_full]  # (c, K1)
         is_recip = recip_full[start:stop]
         k_recip = torch.where(is_recip, cand, -1)
@@ -200,16 +208,11 @@ def _rerank_chunks(src, params: RerankParams, chunk_size: int) -> Iterator[tuple
         q_cols, q_vals, q_rows = v.cols[a:b], v.vals[a:b], v.rows[a:b] - start
         counts = col_len[q_cols]
         overlap = torch.zeros((stop - start) * g, dtype=torch.float32, device=src.device)
-        ends = torch.cumsum(counts, 0)
-        cut = 0
-        while cut < len(counts):
-            limit = (ends[cut - 1] if cut else torch.zeros((), dtype=ends.dtype, device=ends.device)) + PAIR_BUDGET
-            nxt = max(cut + 1, int(torch.searchsorted(ends, limit, right=True)))
-            idx, seg = _expand_segments(col_ptr[q_cols[cut:nxt]], counts[cut:nxt])
-            seg += cut
+        for first, last in _runs(torch.cumsum(counts, 0), PAIR_BUDGET):
+            idx, seg = _expand_segments(col_ptr[q_cols[first:last]], counts[first:last])
+            seg += first
             target = q_rows[seg] * g + g_rows[idx]
             overlap.index_add_(0, target, torch.minimum(q_vals[seg], g_vals[idx]))
-            cut = nxt
         # final = (1 - overlap / (2 - overlap)) * (1 - lam) + original * lam, in place, in torchreid's op order
         jaccard = overlap.view(stop - start, g)
         jaccard.div_(2.0 - jaccard).neg_().add_(1.0).mul_(1 - lam)
