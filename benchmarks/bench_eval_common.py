@@ -1,7 +1,7 @@
 """Shared helpers of the evaluation benchmarks: isolated measured runs, synthetic data, torchreid's oracle.
 
 Every measured case runs in a fresh Python process, so its peak memory (VmHWM) is its own, and starts only once
-the machine is quiet (CPU pressure, Linux PSI, below 20 % or after 15 min); the pressure before and after is
+the machine is quiet (CPU pressure, Linux PSI, below 20 % or after 5 min); the pressure before and after is
 recorded with each case. The parent script collects one JSON line per case and writes
 `benchmarks/results/<name>.json`.
 """
@@ -37,7 +37,7 @@ def cpu_pressure() -> float | None:
         return None
 
 
-def wait_for_quiet(threshold: float = 20.0, max_wait_s: float = 900.0, poll_s: float = 10.0) -> float | None:
+def wait_for_quiet(threshold: float = 20.0, max_wait_s: float = 300.0, poll_s: float = 10.0) -> float | None:
     """Wait (up to max_wait_s) until CPU pressure is below threshold: other jobs on a 2-core machine make
     multi-threaded timings meaningless. Returns the pressure when the case starts."""
     deadline = time.monotonic() + max_wait_s
