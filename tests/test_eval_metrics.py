@@ -85,6 +85,12 @@ def test_numpy_and_torch_backends_agree_including_ties():
     np.testing.assert_array_equal(a, position[rows, rel.gallery])
 
 
+def test_half_precision_blocks_are_accepted():
+    dist, qp, gp, qc, gc = random_case(8, 12, 40, 5)
+    half = torch.from_numpy(dist).to(torch.bfloat16)
+    np.testing.assert_array_equal(evaluate_rank(half, qp, gp, qc, gc).ap, evaluate_rank(half.float(), qp, gp, qc, gc).ap)
+
+
 def test_ties_are_broken_by_gallery_index():
     dist = np.zeros((1, 4))  # all tied: order is 0, 1, 2, 3
     r = evaluate_rank(dist, [1], [2, 1, 3, 1], [0], [1, 1, 1, 1])

@@ -28,6 +28,8 @@ log = get_logger("eval")
 
 @dataclass
 class Picture:
+    """A saved ranked-result strip and the caption the report shows under it."""
+
     protocol: str
     path: Path
     png: bytes

@@ -91,6 +91,7 @@ def evaluate_protocol(
     if rerank is not None:
         chunks = rerank_feature_chunks(
             q.features, g.features, rerank.k1, rerank.k2, rerank.lambda_value,
+            # re-ranked chunks carry ~4 (chunk x gallery) float buffers while the Jaccard sums run: keep them small
             normalize=metric == "cosine", chunk_size=min(chunk_size, 256), device=device,
         )
     else:

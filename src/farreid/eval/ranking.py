@@ -170,6 +170,8 @@ def relevant_positions(block: torch.Tensor | np.ndarray, rel: RelevantItems, bac
     """
     if isinstance(block, np.ndarray):
         block = torch.from_numpy(block)
+    if block.dtype not in (torch.float32, torch.float64):  # e.g. bf16 / fp16 distances from autocast
+        block = block.float()
     if block.ndim != 2 or block.shape[0] != len(rel.ptr) - 1:
         raise FarreidError(f"distance block of shape {tuple(block.shape)} does not match {len(rel.ptr) - 1} queries")
     if torch.isnan(block.sum()) and torch.isnan(block).any():  # the sum is a cheap first look

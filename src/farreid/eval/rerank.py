@@ -18,6 +18,7 @@ top-(k1+1) lists, the sparse V (N x |expanded set|) and one output chunk at a ti
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -58,6 +59,19 @@ class _Sparse:
     ptr: torch.Tensor  # (num_rows + 1,)
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run a phase of many small tensor ops on one CPU thread. With two OpenMP threads they were 1.5x faster on
+    an idle 2-core machine but 7-9x slower once other processes competed for the cores (threads wait at every
+    op for a descheduled sibling); the big matmul / top-k pass keeps all threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _blocks(n: int, size: int) -> Iterator[tuple[int, int]]:
     for start in range(0, n, max(1, size)):
         yield start, min(n, start + max(1, size))
@@ -68,6 +82,14 @@ def _expand_segments(starts: torch.Tensor, lengths: torch.Tensor) -> tuple[torch
     seg = torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
     offsets = torch.cumsum(lengths, 0) - lengths
     return starts[seg] + torch.arange(len(seg), device=lengths.device) - offsets[seg], seg
+
+
+def _runs(ends: torch.Tensor, budget: int) -> list[tuple[int, int]]:
+    """Cut consecutive entries (cumulative sizes `ends`) into runs of about `budget` (a larger entry stands alone)."""
+    total = int(ends[-1]) if len(ends) else 0
+    marks = torch.arange(budget, max(budget, total), budget, device=ends.device)
+    bounds = sorted({0, *torch.searchsorted(ends, marks, right=True).tolist(), len(ends)})
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _pointers(rows: torch.Tensor, num_rows: int) -> torch.Tensor:
@@ -126,7 +148,7 @@ def _expanded_weights(src, knn: torch.Tensor, values: torch.Tensor, row_max: tor
     # torchreid compares len(intersection) > 2. / 3 * len(candidate set) in float64; keep those exact thresholds
     threshold = torch.tensor([2.0 / 3 * m for m in range(k_half + 1)], dtype=torch.float64, device=knn.device)
     rows_out, cols_out, vals_out = [], [], []
-    for start, stop in _blocks(n, 2**21 // (k_full * k_half * k_full)):
+    for start, stop in _blocks(n, ENTRY_BUDGET // (k_full * k_half)):
         cand = knn[start:stop, :k_full]  # (c, K1)
         is_recip = recip_full[start:stop]
         k_recip = torch.where(is_recip, cand, -1)
@@ -188,28 +210,25 @@ def _rerank_chunks(src, params: RerankParams, chunk_size: int) -> Iterator[tuple
     g = n - q
     # 2 (k1 + 1) neighbours hold ~all of each expanded set, so V's weights are mostly read, not recomputed
     knn, values, row_max = _neighbours(src, min(max(2 * (params.k1 + 1), params.k2), n))
-    v = _expanded_weights(src, knn, values, row_max, params.k1)
-    if params.k2 != 1:  # torchreid skips query expansion for k2 == 1
-        v = _query_expansion(v, knn, params.k2)
-    del knn, values
-    col_ptr, g_rows, g_vals = _gallery_columns(v, q)
-    col_len = col_ptr[1:] - col_ptr[:-1]
+    with _one_thread():
+        v = _expanded_weights(src, knn, values, row_max, params.k1)
+        if params.k2 != 1:  # torchreid skips query expansion for k2 == 1
+            v = _query_expansion(v, knn, params.k2)
+        del knn, values
+        col_ptr, g_rows, g_vals = _gallery_columns(v, q)
+        col_len = col_ptr[1:] - col_ptr[:-1]
     lam = params.lambda_value
     for start, stop in progress(list(_blocks(q, chunk_size)), desc="re-ranking: queries"):
-        a, b = int(v.ptr[start]), int(v.ptr[stop])
-        q_cols, q_vals, q_rows = v.cols[a:b], v.vals[a:b], v.rows[a:b] - start
-        counts = col_len[q_cols]
         overlap = torch.zeros((stop - start) * g, dtype=torch.float32, device=src.device)
-        ends = torch.cumsum(counts, 0)
-        cut = 0
-        while cut < len(counts):
-            limit = (ends[cut - 1] if cut else torch.zeros((), dtype=ends.dtype, device=ends.device)) + PAIR_BUDGET
-            nxt = max(cut + 1, int(torch.searchsorted(ends, limit, right=True)))
-            idx, seg = _expand_segments(col_ptr[q_cols[cut:nxt]], counts[cut:nxt])
-            seg += cut
-            target = q_rows[seg] * g + g_rows[idx]
-            overlap.index_add_(0, target, torch.minimum(q_vals[seg], g_vals[idx]))
-            cut = nxt
+        with _one_thread():
+            a, b = int(v.ptr[start]), int(v.ptr[stop])
+            q_cols, q_vals, q_rows = v.cols[a:b], v.vals[a:b], v.rows[a:b] - start
+            counts = col_len[q_cols]
+            for first, last in _runs(torch.cumsum(counts, 0), PAIR_BUDGET):
+                idx, seg = _expand_segments(col_ptr[q_cols[first:last]], counts[first:last])
+                seg += first
+                target = q_rows[seg] * g + g_rows[idx]
+                overlap.index_add_(0, target, torch.minimum(q_vals[seg], g_vals[idx]))
         # final = (1 - overlap / (2 - overlap)) * (1 - lam) + original * lam, in place, in torchreid's op order
         jaccard = overlap.view(stop - start, g)
         jaccard.div_(2.0 - jaccard).neg_().add_(1.0).mul_(1 - lam)
