@@ -82,3 +82,14 @@ def test_bad_values(override, message):
 def test_schema_keys_cover_nested():
     keys = schema_keys()
     assert "train.stage2.loss.triplet_margin" in keys and "data.aug.erase_prob" in keys
+
+
+def test_configuration_reference_is_current():
+    """docs/configuration.md is generated from the schema; regenerate it when the schema changes."""
+    from pathlib import Path
+
+    from farreid.config.reference import reference_markdown
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert page.read_text() == reference_markdown(), "run: python -m farreid.config.reference > docs/configuration.md"
+    assert "`model.pbp.key`" in page.read_text() and "one of: camera, platform, altitude, distance" in page.read_text()
