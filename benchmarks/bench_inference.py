@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))  # this checkout's farreid
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 
-from common import peak_rss_gib, save  # noqa: E402
+from common import best_time, peak_rss_gib, save  # noqa: E402
 from farreid.config import load_config  # noqa: E402
 from farreid.data.transforms import normalize  # noqa: E402
 from farreid.inference import ReIDModel  # noqa: E402
@@ -64,15 +65,6 @@ def build(name: str, precision: str) -> ReIDModel:
     return ReIDModel(net, cfg, device="cpu", precision=precision, flip=False)
 
 
-def timed(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def bench_embed(name: str, repeats: int) -> dict:
     models = {p: build(name, p) for p in ("fp32", "bf16")}
     fp32 = models["fp32"]
@@ -84,7 +76,7 @@ def bench_embed(name: str, repeats: int) -> dict:
         out[model.precision.name] = model.embed(tracklets[:2], platform=platforms[:2])  # warm-up
     for _ in range(repeats):
         for p, model in models.items():
-            seconds[p] = min(seconds[p], timed(lambda: out.__setitem__(p, model.embed(tracklets, platform=platforms)), 1))
+            seconds[p] = min(seconds[p], best_time(lambda: out.__setitem__(p, model.embed(tracklets, platform=platforms)), 1))
     cosine = float((out["fp32"] * out["bf16"]).sum(1).min())
     row = {"model": name, "input": f"{h}x{w}", "frames": t, "tracklets": n, "batch_size": fp32.batch_size,
            "dim": fp32.dim, "min_cosine_bf16_vs_fp32": round(cosine, 5)}
