@@ -135,3 +135,29 @@ def test_named_configs_have_the_published_sizes():
     with torch.device("meta"):
         b16 = CLIP(CLIP_CONFIGS["ViT-B/16"])
     assert abs(sum(p.numel() for p in b16.parameters()) / 1e6 - 149.6) < 0.1
+
+
+def test_low_precision_cpu_attention_path_matches_fused_kernel():
+    """bf16 on CPU takes the two-matmul attention path; it must agree with SDPA, with and without extra tokens."""
+    attn = SelfAttention(64, 4).eval()
+    x, extra = torch.randn(3, 9, 64), torch.randn(3, 2, 64)
+    with torch.no_grad():
+        for kv in (None, extra):
+            want = attn(x, kv)  # fp32: fused SDPA
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                got = attn(x, kv)
+            assert got.dtype == torch.bfloat16
+            torch.testing.assert_close(got.float(), want, atol=3e-2, rtol=3e-2)
+
+
+def test_quick_gelu_inference_path_equals_the_autograd_path():
+    from farreid.models.clip import QuickGELU
+
+    x = torch.randn(5, 7, requires_grad=True)
+    before = x.detach().clone()
+    want = QuickGELU()(x)
+    with torch.no_grad():
+        got = QuickGELU()(x)
+    torch.testing.assert_close(got, want.detach())
+    torch.testing.assert_close(want, x * torch.sigmoid(1.702 * x))
+    assert torch.equal(x.detach(), before)  # the in-place inference path leaves its input alone
