@@ -87,3 +87,14 @@ def test_minutes_scale_the_epochs(tmp_path):
     assert long.train.stage2.epochs == 2 * demo_config(tmp_path).train.stage2.epochs
     with pytest.raises(FarreidError, match="--minutes must be > 0"):
         demo_config(tmp_path, minutes=0)
+
+
+@pytest.mark.slow
+def test_default_demo_beats_the_untrained_model_on_every_protocol(tmp_path):
+    """The default recipe, as `make demo` runs it (~9 min on 2 cores): the toy test above covers the pipeline,
+    this one what it learns."""
+    result = run_demo(tmp_path, console=False)
+    maps = {(v.label, v.pooling, v.rerank): {p.name: p.rank.mAP for p in v.result.protocols} for v in result.variants}
+    untrained, trained = maps["untrained", "attention", False], maps["trained", "attention", False]
+    for name in ("A2G", "G2A", "A2A"):
+        assert trained[name] > 1.5 * untrained[name], (name, trained[name], untrained[name])
