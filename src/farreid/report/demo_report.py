@@ -8,7 +8,6 @@ Built from `farreid.eval.report` parts; every name from data is escaped there.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -153,5 +152,5 @@ def write_demo_report(path: Path, *, cfg: Config, dataset: ReIDDataset, variants
         pictures_section(best),
         provenance_section(cfg, seconds, variants),
     ]
-    subtitle = json.dumps({"seed": cfg.seed, "minutes": round(seconds / 60, 1)})
+    subtitle = f"seed {cfg.seed}, {seconds / 60:.1f} min"
     return write_html_report(path, "farreid demo report", sections, subtitle=subtitle)
