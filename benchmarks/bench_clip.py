@@ -3,10 +3,11 @@
 ViT-B/16 at 256x128 and ViT-L/14 at 252x126, batch 16, fp32 and bf16 autocast, 2 threads, inference mode.
 The four runs (ours / theirs x fp32 / bf16) alternate (best of `--repeats` after a warm-up) so that load
 from other processes hits all alike. The bf16 / fp32 speed of the tower's own matrix products, timed alone, is
-printed beside the tower's: it bounds what bf16 can give on this CPU. transformers is given `interpolate_pos_encoding=True` (its embedding is square); that resize of
-a 197x768 table per call is negligible next to the network.
+printed beside the tower's: it bounds what bf16 can give on this CPU. transformers is given
+`interpolate_pos_encoding=True` (its embedding is square); that resize of a 197x768 table per call is negligible
+next to the network.
 
-    python benchmarks/bench_clip.py [--repeats 3] [--models ViT-B/16 ViT-L/14] [--out benchmarks/results/bench_clip.json]
+    python benchmarks/bench_clip.py [--repeats 4] [--models ViT-B/16 ViT-L/14] [--out benchmarks/results/bench_clip.json]
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/bench_clip.json")
     args = parser.parse_args()
