@@ -37,6 +37,7 @@ from farreid.inference import ReIDModel  # noqa: E402
 from farreid.models import FarReID  # noqa: E402
 
 MODELS = {"demo": ("demo_tiny", 64), "vitb16": ("detreidx_vitb16", 8)}  # recipe, tracklets a timing
+SIZES = {"demo_tiny": ["data.height=128", "data.width=64"]}  # the size the published figures were measured at
 
 
 def cpu_pressure() -> float | None:
@@ -59,7 +60,7 @@ def wait_for_quiet(threshold: float = 20.0, max_wait_s: float = 600.0) -> float 
 
 def build(name: str, precision: str) -> ReIDModel:
     recipe, _ = MODELS[name]
-    cfg = load_config(recipe, ["model.pretrained=''", "data.workers=0"])
+    cfg = load_config(recipe, ["model.pretrained=''", "data.workers=0", *SIZES.get(recipe, [])])
     torch.manual_seed(0)
     net = FarReID.from_config(cfg, num_classes=100, num_keys=3)
     return ReIDModel(net, cfg, device="cpu", precision=precision, flip=False)

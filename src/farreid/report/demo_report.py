@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 ABLATION_NOTE = (
     "The rows differ in one thing at a time: training (untrained vs trained), temporal pooling (mean vs "
-    "attention; both trained from the same stage-1 prompts for the same number of steps) and k-reciprocal "
+    "attention; both trained from the same stage-1 prompts for the same number of steps and evaluated at the "
+    "end of training) and k-reciprocal "
     "re-ranking at test time. On a data set this small, differences of a few points are within run-to-run noise; "
     "the table reports what this run measured and declares no winner."
 )
