@@ -91,7 +91,7 @@ def test_minutes_scale_the_epochs(tmp_path):
 
 @pytest.mark.slow
 def test_default_demo_beats_the_untrained_model_on_every_protocol(tmp_path):
-    """The default recipe, as `make demo` runs it (~9 min on 2 cores): the toy test above covers the pipeline,
+    """The default recipe, as `make demo` runs it (~7 min on 2 cores): the toy test above covers the pipeline,
     this one what it learns."""
     result = run_demo(tmp_path, console=False)
     maps = {(v.label, v.pooling, v.rerank): {p.name: p.rank.mAP for p in v.result.protocols} for v in result.variants}
