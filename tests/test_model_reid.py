@@ -164,9 +164,9 @@ def test_clear_errors_for_bad_settings():
 def test_from_config_builds_the_demo_model():
     cfg = load_config("demo_tiny")
     model = FarReID.from_config(cfg, num_classes=8, num_keys=3)
-    assert model.clip.spec.name == "tiny" and model.clip.visual.grid == (8, 4)
+    assert model.clip.spec.name == "tiny" and model.clip.visual.grid == (cfg.data.height // 16, cfg.data.width // 16)
     assert model.prompts.num_keys == 2 and model.prompts.depth == 3
-    batch = {"clip": torch.randn(2, 4, 3, 128, 64), "platform": torch.tensor([0, 1])}
+    batch = {"clip": torch.randn(2, 4, 3, cfg.data.height, cfg.data.width), "platform": torch.tensor([0, 1])}
     out = model(batch["clip"], model.prompt_keys(batch))
     assert out.projected.shape == (2, 128)
     tail = next(g for g in model.parameter_groups() if g["name"] == "backbone_tail")
