@@ -1,7 +1,7 @@
 """A self-contained HTML report (no scripts, no CDN; pictures embedded as PNG data URIs) built from small parts.
 
-The parts are composable so other reports (the demo) can reuse them: `render_cmc_plot`, `png_bytes`,
-`image_tag`, `html_table`, `write_html_report`. Every name that comes from data is escaped.
+The parts are composable so other reports (the demo) can reuse them: `plot_png`, `render_cmc_plot`,
+`png_bytes`, `image_tag`, `html_table`, `write_html_report`. Every name that comes from data is escaped.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import io
 import math
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -52,15 +52,30 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_cmc_plot(curves: dict[str, np.ndarray], title: str = "CMC", max_rank: int | None = None) -> bytes:
-    """CMC curves (rank 1..len) as a PNG, one line per name; NaN curves (unlabelled) are skipped."""
+def plot_png(draw: Callable, figsize: tuple[float, float] = (6.4, 4.0)) -> bytes:
+    """`draw(ax)` on a fresh off-screen figure with a light grid, returned as PNG bytes; the figure is always
+    closed (a long evaluation makes many plots)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    fig, ax = plt.subplots(figsize=figsize, dpi=100)
     try:
+        draw(ax)
+        ax.grid(alpha=0.3)
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def render_cmc_plot(curves: dict[str, np.ndarray], title: str = "CMC", max_rank: int | None = None) -> bytes:
+    """CMC curves (rank 1..len) as a PNG, one line per name; NaN curves (unlabelled) are skipped."""
+
+    def draw(ax) -> None:
         for name, cmc in curves.items():
             cmc = np.asarray(cmc, dtype=float)[:max_rank]
             if len(cmc) and not np.isnan(cmc).all():
@@ -69,15 +84,10 @@ def render_cmc_plot(curves: dict[str, np.ndarray], title: str = "CMC", max_rank:
         ax.set_ylabel("matching rate (%)")
         ax.set_title(title)
         ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(loc="lower right")
-        buf = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
+
+    return plot_png(draw)
 
 
 def section(heading: str, body_html: str) -> str:

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
 from farreid.data import Tracklet
 from farreid.eval.pictures import pick_frames
-from farreid.eval.report import png_bytes
+from farreid.eval.report import plot_png, png_bytes
 
 Series = dict[str, tuple[Sequence[float], Sequence[float]]]
 
 
 def render_line_plot(series: Series, xlabel: str, ylabel: str, title: str, logy: bool = False) -> bytes:
     """One line per name; names with no points are skipped."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    try:
+    def draw(ax) -> None:
         for name, (xs, ys) in series.items():
             if len(xs):
                 ax.plot(list(xs), list(ys), label=name, linewidth=1.5, marker="o" if len(xs) < 30 else None)
@@ -31,15 +25,10 @@ def render_line_plot(series: Series, xlabel: str, ylabel: str, title: str, logy:
         ax.set_title(title)
         if logy:
             ax.set_yscale("log")
-        ax.grid(alpha=0.3)
         if len(ax.lines) > 1:
             ax.legend(fontsize="small")
-        buf = io.BytesIO()
-        fig.tight_layout()
-        fig.savefig(buf, format="png")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
+
+    return plot_png(draw, figsize=(6.4, 3.6))
 
 
 def tracklet_grid(tracklets: Sequence[Tracklet], captions: Sequence[str], frames: int = 4,
