@@ -11,16 +11,14 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from farreid.engine.batches import sample_seed, sharded_loader
-from farreid.engine.distributed import DistContext, all_gather_objects, gather_with_grad
+from farreid.engine.batches import gather_outputs, sample_seed
+from farreid.engine.distributed import DistContext, gather_with_grad
 from farreid.engine.losses import prompt_loss
-from farreid.engine.protocols import move_batch
 from farreid.utils.device import Precision
 
 STAGE1_STREAM = 1  # seed stream of the stage-1 feature order (stage-2 batches come from the training loader)
 
 
-@torch.no_grad()
 def cache_features(
     model: nn.Module,
     dataset: Any,
@@ -33,22 +31,11 @@ def cache_features(
 ) -> tuple[Tensor, Tensor]:
     """`frame_pooled_projection` of every item (features (N, d) float32 and labels (N,), on the CPU, in dataset
     order); the processes split the work and every one gets the whole cache."""
-    loader = sharded_loader(dataset, rank=ctx.rank, world_size=ctx.world_size, batch_size=batch_size, workers=workers, collate_fn=collate_fn)
-    was_training = model.training
-    model.eval()
-    feats, labels = [], []
-    try:
-        for batch in loader:
-            batch = move_batch(batch, precision.device)
-            with precision.autocast():
-                f = model.frame_pooled_projection(batch["clip"], batch.get("mask"))
-            feats.append(f.float().cpu())
-            labels.append(batch["pid"].cpu())
-    finally:
-        model.train(was_training)
-    local = (torch.cat(feats), torch.cat(labels)) if feats else None
-    parts = [p for p in all_gather_objects(local, ctx) if p is not None]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    features, labels = gather_outputs(
+        model, dataset, lambda m, b: m.frame_pooled_projection(b["clip"], b.get("mask")), ("pid",),
+        precision=precision, ctx=ctx, batch_size=batch_size, workers=workers, collate_fn=collate_fn,
+    )
+    return features, labels
 
 
 def feature_batches(num: int, batch_size: int, seed: int, epoch: int, skip: int = 0) -> Iterator[Tensor]:

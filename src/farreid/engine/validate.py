@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
 from torch import Tensor, nn
 
-from farreid.engine.batches import sharded_loader
-from farreid.engine.distributed import DistContext, all_gather_objects
-from farreid.engine.protocols import move_batch
+from farreid.engine.batches import gather_outputs
+from farreid.engine.distributed import DistContext
 from farreid.eval.distance import pairwise_distance
 from farreid.eval.metrics import evaluate_rank
 from farreid.utils.device import Precision
@@ -41,7 +39,6 @@ def ranking_metrics(
     return {"mAP": result.mAP, "R1": result.rank(1), "queries": result.num_valid}
 
 
-@torch.no_grad()
 def embed_dataset(
     model: nn.Module,
     dataset: Any,
@@ -53,23 +50,11 @@ def embed_dataset(
     collate_fn: Callable | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`model.embed` of every item (split over the processes, gathered in order): features, pids, camids on the CPU."""
-    loader = sharded_loader(dataset, rank=ctx.rank, world_size=ctx.world_size, batch_size=batch_size, workers=workers, collate_fn=collate_fn)
-    was_training = model.training
-    model.eval()
-    feats, pids, cams = [], [], []
-    try:
-        for batch in loader:
-            batch = move_batch(batch, precision.device)
-            with precision.autocast():
-                emb = model.embed(batch["clip"], model.prompt_keys(batch), batch.get("mask"))
-            feats.append(emb.float().cpu())
-            pids.append(batch["pid"].cpu())
-            cams.append(batch["camid"].cpu())
-    finally:
-        model.train(was_training)
-    local = (torch.cat(feats), torch.cat(pids), torch.cat(cams)) if feats else None
-    parts = [p for p in all_gather_objects(local, ctx) if p is not None]
-    return tuple(torch.cat([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+    features, pids, camids = gather_outputs(
+        model, dataset, lambda m, b: m.embed(b["clip"], m.prompt_keys(b), b.get("mask")), ("pid", "camid"),
+        precision=precision, ctx=ctx, batch_size=batch_size, workers=workers, collate_fn=collate_fn,
+    )
+    return features, pids, camids
 
 
 def validate(
