@@ -116,3 +116,28 @@ def test_cli_stats_bad_root_is_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "farreid", "data", "stats", "-d", "detreidx", "-r",
                            str(tmp_path / "missing")], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "missing DetReIDX root" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_stress_puts_recorded_faults_into_frames_and_leaves_clean_frames_as_they_were(tmp_path):
+    from farreid.data.synthetic.generate import FAULT_KINDS
+
+    opts = dict(num_ids=6, seed=4, frames=10, ground_tracklets=1, aerial_tracklets=1)
+    plain = generate(tmp_path / "plain", **opts)
+    stressed = generate(tmp_path / "stressed", stress=0.8, **opts)
+    again = generate(tmp_path / "again", stress=0.8, **opts)
+    assert "faults" not in plain and stressed["faults"] == again["faults"] and stressed["faults"]
+    kinds = {k for ks in stressed["faults"].values() for k in ks}
+    assert kinds == {"clean", *FAULT_KINDS}
+    changed = same = 0
+    for name, frame_kinds in stressed["faults"].items():
+        folder_a = next((tmp_path / "plain").rglob(name))
+        folder_b = next((tmp_path / "stressed").rglob(name))
+        for kind, a, b in zip(frame_kinds, sorted(folder_a.iterdir()), sorted(folder_b.iterdir())):
+            if kind == "clean":
+                assert a.read_bytes() == b.read_bytes()
+                same += 1
+            else:
+                changed += a.read_bytes() != b.read_bytes()
+    assert same and changed
+    with pytest.raises(FarreidError, match="stress"):
+        generate(tmp_path / "bad", stress=1.5, **opts)

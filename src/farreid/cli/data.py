@@ -30,12 +30,16 @@ def synth(
         False, "--anonymised", help="Write test folders without identity folders, like the challenge test release."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier synthetic data set in --out."),
+    stress: float = typer.Option(
+        0.0, "--stress",
+        help="Largest share of faulty frames a tracklet gets (box slid off, passer-by in front, motion blur), 0-1.",
+    ),
 ) -> None:
     """Write a small synthetic aerial-ground data set in the DetReIDX layout."""
     from farreid.data.synthetic import generate
 
     summary = generate(out, num_ids=ids, seed=seed, frames=frames, ground_tracklets=ground,
-                       aerial_tracklets=aerial, anonymised=anonymised, overwrite=overwrite)
+                       aerial_tracklets=aerial, anonymised=anonymised, overwrite=overwrite, stress=stress)
     typer.echo(
         f"wrote {summary['frames_rendered']} frames of {summary['train_ids']} train + {summary['test_ids']} test "
         f"identities to {out} in {summary['seconds']} s"

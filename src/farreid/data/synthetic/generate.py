@@ -6,6 +6,11 @@ Session 2 has other lighting, and some identities change their top and leave the
 between real capture days). Train and test identities are disjoint; the test identities fill
 case1 (A2G: aerial query, ground gallery), case2 (G2A: ground query, aerial gallery) and
 case3 (A2A: session-1 aerial query, session-2 aerial gallery). Everything depends only on the seed.
+
+With `stress` > 0 the tracklets also carry the failures of real far-distance footage, the ones temporal
+attention pooling exists to suppress: in each tracklet a random share of frames (up to `stress`) has the box
+slid off the person, a passer-by in front, or motion blur. Which frame has which fault is saved in
+`synthetic.json` ("faults"), so a report can set attention weights beside the truth.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 
 from farreid.data.detreidx import CASES
 from farreid.data.synthetic.appearance import Appearance, sample_appearance
-from farreid.data.synthetic.render import VIEWS, camera_look, render_aerial, render_ground
+from farreid.data.synthetic.render import CLEAN, VIEWS, FrameFault, camera_look, render_aerial, render_ground
 from farreid.errors import FarreidError
 from farreid.utils.io import atomic_write_json
 from farreid.utils.log import progress
@@ -75,15 +80,46 @@ def frame_name(t: SyntheticTracklet, app: Appearance, frame: int) -> str:
             f"{1 + t.tid % 3}_{bio}_1_{100 + t.tid % 50}_S{t.session}_{frame:04d}.jpg")
 
 
-def render_tracklet(t: SyntheticTracklet, app: Appearance, frames: int, seed: int) -> list[tuple[str, bytes]]:
-    """(file name, JPEG bytes) of every frame; deterministic in (seed, pid, tid)."""
+FAULT_KINDS = ("drift", "occlusion", "motion_blur")
+
+
+def plan_faults(t: SyntheticTracklet, frames: int, seed: int, stress: float) -> list[FrameFault]:
+    """Per frame: clean, or one fault. A tracklet's share of faulty frames is drawn from [0, stress]; its own
+    random stream, so the clean frames render exactly as without stress."""
+    if stress <= 0:
+        return [CLEAN] * frames
+    rng = np.random.default_rng([seed, t.pid, t.tid, 3])
+    share = float(rng.uniform(0.0, stress))
+    out = []
+    for _ in range(frames):
+        if rng.random() >= share:
+            out.append(CLEAN)
+            continue
+        kind = FAULT_KINDS[int(rng.integers(len(FAULT_KINDS)))]
+        if kind == "drift":
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            out.append(FrameFault(kind, shift=(sign * float(rng.uniform(0.3, 0.6)), float(rng.uniform(-0.1, 0.25)))))
+        elif kind == "occlusion":
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            out.append(FrameFault(kind, occluder=sample_appearance(rng), occluder_offset=sign * float(rng.uniform(0.06, 0.3))))
+        else:
+            out.append(FrameFault(kind, blur=float(rng.uniform(0.12, 0.25)), blur_angle=float(rng.uniform(0, 180))))
+    return out
+
+
+def render_tracklet(
+    t: SyntheticTracklet, app: Appearance, frames: int, seed: int, faults: list[FrameFault] | None = None
+) -> list[tuple[str, bytes]]:
+    """(file name, JPEG bytes) of every frame; deterministic in (seed, pid, tid). `faults` (one a frame,
+    from `plan_faults`) puts the far-distance failures into the frames."""
+    faults = faults or [CLEAN] * frames
     rng = np.random.default_rng([seed, t.pid, t.tid])
     phase0, step = float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0.55, 0.85))
     out = []
     if t.platform == "ground":
         wall, floor = WALLS[int(rng.integers(len(WALLS)))], FLOORS[int(rng.integers(len(FLOORS)))]
         for f in range(frames):
-            image = render_ground(app, GROUND_SIZE, phase0 + f * step, t.view, wall, floor, rng)
+            image = render_ground(app, GROUND_SIZE, phase0 + f * step, t.view, wall, floor, rng, faults[f])
             image = camera_look(image, (1.0, 1.0, 1.0), 0.0, 2.0, rng)
             out.append((frame_name(t, app, f), _jpeg(image, 92)))
         return out
@@ -95,7 +131,7 @@ def render_tracklet(t: SyntheticTracklet, app: Appearance, frames: int, seed: in
     blur = float(rng.uniform(0.2, 0.4)) + 0.3 * min(1.0, math.hypot(alt, dist) / 120.0)
     quality = int(rng.integers(55, 81))
     for f in range(frames):
-        image = render_aerial(look, px, pitch, phase0 + f * step, t.view, terrain, rng)
+        image = render_aerial(look, px, pitch, phase0 + f * step, t.view, terrain, rng, faults[f])
         image = camera_look(image, gain, blur, float(rng.uniform(3.0, 7.0)), rng, haze)
         out.append((frame_name(t, look, f), _jpeg(image, quality)))
     return out
@@ -159,19 +195,24 @@ def generate(
     train_fraction: float = 0.5,
     anonymised: bool = False,
     overwrite: bool = False,
+    stress: float = 0.0,
 ) -> dict:
     """Write the data set to `out_dir`; returns (and saves as `synthetic.json`) a summary with the parameters.
 
-    `aerial_tracklets` is per session. `anonymised=True` writes test folders without identity folders
+    `aerial_tracklets` is per session; `stress` in [0, 1] is the largest share of faulty frames a tracklet gets. `anonymised=True` writes test folders without identity folders
     (`query/<tracklet>/`), like the challenge's test release; the labels stay in `synthetic.json`.
     """
     if num_ids < 4 or frames < 1 or ground_tracklets < 1 or aerial_tracklets < 1:
         raise FarreidError("need num_ids >= 4, frames >= 1, ground_tracklets >= 1 and aerial_tracklets >= 1")
+    if not 0.0 <= stress <= 1.0:
+        raise FarreidError(f"stress is the largest share of faulty frames a tracklet gets, in [0, 1]; got {stress}")
     num_train = int(round(num_ids * train_fraction))
     if not 2 <= num_train <= num_ids - 2:
         raise FarreidError(f"train_fraction={train_fraction} leaves {num_train} of {num_ids} identities for training")
     params = dict(num_ids=num_ids, seed=seed, frames=frames, ground_tracklets=ground_tracklets,
                   aerial_tracklets=aerial_tracklets, train_fraction=train_fraction, anonymised=anonymised)
+    if stress > 0:  # absent when off, so that sets written before stress existed keep their parameters
+        params["stress"] = stress
     out = Path(out_dir)
     _prepare(out, overwrite)
     started = time.perf_counter()
@@ -181,9 +222,13 @@ def generate(
     looks = {pid: sample_appearance(np.random.default_rng([seed, pid, 0])) for pid in pids}
     counts: dict[str, int] = {}
     labels: dict[str, int] = {}
+    faults: dict[str, list[str]] = {}
     plan = plan_tracklets(pids, seed, ground_tracklets, aerial_tracklets)
     for t in progress(plan, desc="synthesise tracklets"):
-        rendered = render_tracklet(t, looks[t.pid], frames, seed)
+        frame_faults = plan_faults(t, frames, seed, stress)
+        if any(f.kind != "clean" for f in frame_faults):
+            faults[t.name] = [f.kind for f in frame_faults]
+        rendered = render_tracklet(t, looks[t.pid], frames, seed, frame_faults)
         for split in destinations(t, t.pid in train_pids):
             anon = anonymised and split[0] != "train"
             folder = out.joinpath(*split, *(() if anon else (f"{t.pid:04d}",)), t.name)
@@ -205,5 +250,7 @@ def generate(
     }
     if labels:
         summary["test_labels"] = labels
+    if stress > 0:
+        summary["faults"] = faults
     atomic_write_json(out / MARKER, summary)
     return summary

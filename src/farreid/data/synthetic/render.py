@@ -3,11 +3,15 @@ pitch (vertically foreshortened, head and shoulders prominent), or from straight
 
 Everything is drawn with ImageDraw primitives at a supersampled size and reduced, then the camera's look is
 applied (session lighting, blur, sensor noise); JPEG compression happens when the frame is written.
+
+A frame can also carry one of the failures of real far-distance tracklets (`FrameFault`): the detector box
+sliding off the person (`shift`), a passer-by walking in front (`occluder`), or motion blur (`motion_blur`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -175,32 +179,86 @@ def camera_look(image: Image.Image, gain: tuple[float, float, float], blur: floa
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
 
 
+def motion_blur(image: Image.Image, length: float, angle: float) -> Image.Image:
+    """Blur along a line of `length` pixels at `angle` degrees (camera shake or a fast pan)."""
+    arr = np.asarray(image, dtype=np.float32)
+    steps = max(2, int(round(length)))
+    dx, dy = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    pad = steps + 1
+    padded = np.pad(arr, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    h, w = arr.shape[:2]
+    acc = np.zeros_like(arr)
+    for k in range(steps):
+        t = k - (steps - 1) / 2
+        ox, oy = int(round(t * dx)), int(round(t * dy))
+        acc += padded[pad + oy : pad + oy + h, pad + ox : pad + ox + w]
+    return Image.fromarray((acc / steps).clip(0, 255).astype(np.uint8))
+
+
+def _draw_occluder(draw: ImageDraw.ImageDraw, fault: "FrameFault", cx: float, top: float, height: float,
+                   phase: float, squash: float = 1.0) -> None:
+    """A passer-by closer to the camera, partly across the person: drawn last, so in front."""
+    x = cx + fault.occluder_offset * height
+    draw_upright(draw, fault.occluder, x, top - 0.03 * height, height * 1.08, phase + 1.3, "side", squash)
+
+
+@dataclass(frozen=True)
+class FrameFault:
+    """What went wrong in one frame: the box slid by `shift` (fractions of the crop's width and height), a
+    passer-by `occluder` walks in front, `occluder_offset` person heights beside it, or motion blur along a line of
+    `blur` x the crop's height at `blur_angle` degrees."""
+
+    kind: str = "clean"  # clean | drift | occlusion | motion_blur
+    shift: tuple[float, float] = (0.0, 0.0)
+    occluder: Appearance | None = None
+    occluder_offset: float = 0.0
+    blur: float = 0.0
+    blur_angle: float = 0.0
+
+
+CLEAN = FrameFault()
+
+
 def render_ground(app: Appearance, size: tuple[int, int], phase: float, view: str, wall: Color, floor: Color,
-                  rng: np.random.Generator) -> Image.Image:
+                  rng: np.random.Generator, fault: FrameFault = CLEAN) -> Image.Image:
     """A sharp ground-camera crop (W, H) with the person filling most of its height."""
     w, h = size
     scale = 2
     canvas = textured_background((w * scale, h * scale), wall, rng, grain=4.0, floor=floor, floor_from=0.82)
     draw = ImageDraw.Draw(canvas)
     height = h * scale * float(rng.uniform(0.86, 0.9))
-    cx = w * scale / 2 + float(rng.normal(0.0, 0.8))
-    draw_upright(draw, app, cx, h * scale * 0.05 + abs(math.sin(phase)) * 1.5, height, phase, view)
-    return canvas.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
+    cx = w * scale / 2 + float(rng.normal(0.0, 0.8)) + fault.shift[0] * w * scale
+    top = h * scale * 0.05 + abs(math.sin(phase)) * 1.5 + fault.shift[1] * h * scale
+    draw_upright(draw, app, cx, top, height, phase, view)
+    if fault.occluder is not None:
+        _draw_occluder(draw, fault, cx, top, height, phase)
+    image = canvas.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
+    return motion_blur(image, fault.blur * image.height, fault.blur_angle) if fault.blur > 0 else image
 
 
 def render_aerial(app: Appearance, person_px: float, pitch: float, phase: float, view: str, ground: Color,
-                  rng: np.random.Generator) -> Image.Image:
+                  rng: np.random.Generator, fault: FrameFault = CLEAN) -> Image.Image:
     """A drone crop: a person `person_px` pixels tall (before foreshortening) seen at `pitch` degrees."""
     scale = 3
     H = person_px * scale
+    dx, dy = fault.shift
     if pitch >= 80:  # a detector box around the top-down blob
         side = int(math.ceil(0.42 * H)) + 2
         canvas = textured_background((side, side), ground, rng, grain=12.0)
-        draw_top_down(ImageDraw.Draw(canvas), app, side / 2, side / 2, H, phase)
+        draw = ImageDraw.Draw(canvas)
+        cx, cy = side / 2 + dx * side, side / 2 + dy * side
+        draw_top_down(draw, app, cx, cy, H, phase)
+        if fault.occluder is not None:
+            draw_top_down(draw, fault.occluder, cx + fault.occluder_offset * H, cy - 0.1 * side, H, phase + 1.3)
     else:  # a tight detector box: torso and swinging limbs fill most of its width
         squash = math.cos(math.radians(pitch)) * 0.8 + 0.2
         w, h = int(math.ceil(0.48 * H)) + 2, int(math.ceil(H * squash + 0.1 * H)) + 2
         canvas = textured_background((w, h), ground, rng, grain=12.0)
-        draw_upright(ImageDraw.Draw(canvas), app, w / 2, 0.04 * H, H, phase, view, squash)
+        draw = ImageDraw.Draw(canvas)
+        cx, top = w / 2 + dx * w, 0.04 * H + dy * h
+        draw_upright(draw, app, cx, top, H, phase, view, squash)
+        if fault.occluder is not None:
+            _draw_occluder(draw, fault, cx, top, H, phase, squash)
     w, h = canvas.size
-    return canvas.resize((max(4, round(w / scale)), max(4, round(h / scale))), Image.Resampling.BOX)
+    image = canvas.resize((max(4, round(w / scale)), max(4, round(h / scale))), Image.Resampling.BOX)
+    return motion_blur(image, fault.blur * image.height, fault.blur_angle) if fault.blur > 0 else image
