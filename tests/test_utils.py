@@ -68,3 +68,28 @@ def test_seed_everything_is_deterministic():
     a = torch.rand(3)
     seed_everything(7)
     assert torch.equal(a, torch.rand(3))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writes_respect_the_umask(tmp_path, umask):
+    """Temporary files are created 0600; what is renamed into place has the mode the user's umask gives."""
+    before = os.umask(umask)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+        with atomic_open(tmp_path / "b.bin", "wb") as fh:
+            fh.write(b"1")
+        torch_path = tmp_path / "c.pt"
+        from farreid.utils.io import atomic_torch_save
+
+        atomic_torch_save({"w": torch.zeros(1)}, torch_path)
+    finally:
+        os.umask(before)
+    for name in ("a.json", "b.bin", "c.pt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_json_files_are_strict(tmp_path):
+    atomic_write_json(tmp_path / "m.json", {"mAP": float("nan"), "cmc": [1.0, float("inf")], "n": 3})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"mAP": None, "cmc": [1.0, None], "n": 3}

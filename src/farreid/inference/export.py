@@ -20,7 +20,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from farreid.data import IMAGENET_MEAN, IMAGENET_STD
 from farreid.errors import FarreidError
 from farreid.inference.model import ReIDModel
 from farreid.models import FarReID
+from farreid.utils.io import temp_file_beside
 from farreid.utils.log import get_logger
 
 INPUTS = ("clip", "keys", "mask")
@@ -169,7 +169,7 @@ def export_onnx(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    fd, tmp = temp_file_beside(out)
     os.close(fd)
     try:
         with _quiet_exporter(), torch.no_grad():
