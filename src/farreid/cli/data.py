@@ -74,9 +74,20 @@ def stats(
         typer.echo(f"verified {count} frames: every header is a readable image")
 
 
+def _classes(text: str) -> tuple[int, ...] | None:
+    from farreid.errors import FarreidError
+
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise FarreidError(f"--classes takes MOT class numbers such as 1 or 1,2,7, or 'all'; got {text!r}") from None
+
+
 @data_app.command("from-mot")
 def from_mot(
-    tracks: Path = typer.Option(..., "--tracks", "-t", help="MOT-format tracks file: frame,id,x,y,w,h[,conf,...]."),
+    tracks: Path = typer.Option(..., "--tracks", "-t", help="MOT-format tracks file: frame,id,x,y,w,h[,conf,class,visibility]."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder of the `folder` dataset layout to write into."),
     frames: Optional[Path] = typer.Option(None, "--frames", help="Folder of frame images (frame k = k-th image)."),
     video: Optional[Path] = typer.Option(None, "--video", help="Video file (needs PyAV: pip install 'farreid\\[video]')."),
@@ -86,13 +97,31 @@ def from_mot(
     max_len: int = typer.Option(16, "--max-len", help="Split tracks into tracklets of at most this many frames (0 = whole)."),
     min_len: int = typer.Option(4, "--min-len", help="Drop tracklets shorter than this."),
     min_size: int = typer.Option(8, "--min-size", help="Skip boxes narrower or lower than this many pixels after clamping."),
-    min_conf: float = typer.Option(-1.0, "--min-conf", help="Skip rows whose confidence column is below this."),
+    min_conf: float = typer.Option(-1.0, "--min-conf", help="Skip rows whose confidence column (7th) is below this."),
+    classes: str = typer.Option(
+        "1", "--classes",
+        help="Keep rows of these MOT classes (8th column of gt.txt; 1 pedestrian, 2 person on vehicle, 7 static "
+        "person), comma-separated, or 'all'. Rows with class -1 (tracker output) are kept.",
+    ),
+    min_visibility: float = typer.Option(
+        0.25, "--min-visibility",
+        help="Skip rows whose visibility (9th column of gt.txt, 0-1) is below this; -1 (tracker output) is kept.",
+    ),
+    id_offset: int = typer.Option(
+        0, "--id-offset", help="Add this to every track id (keeps the ids of several sequences in one --out apart)."
+    ),
+    shared_ids: bool = typer.Option(
+        False, "--shared-ids",
+        help="The tracks files written into --out number the same people (one ground truth over several cameras): "
+        "equal ids are one identity.",
+    ),
 ) -> None:
-    """Cut MOT-format tracks (frame,id,x,y,w,h,...) into tracklet folders for extract/search."""
+    """Cut MOT-format tracks (gt.txt or a tracker's output) into tracklet folders for stats, extract, search and eval."""
     from farreid.inference.mot import tracklets_from_mot
 
     summary = tracklets_from_mot(
-        tracks, out, frames_dir=frames, video=video, min_conf=min_conf, max_len=max_len, min_len=min_len,
+        tracks, out, frames_dir=frames, video=video, min_conf=min_conf, classes=_classes(classes),
+        min_visibility=min_visibility, id_offset=id_offset, shared_ids=shared_ids, max_len=max_len, min_len=min_len,
         min_size=min_size, camid=camid, platform=platform, split=split,
     )
     typer.echo(

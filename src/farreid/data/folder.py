@@ -9,6 +9,7 @@ platform and capture metadata come from either
   folder relative to ROOT (`train/0001/t1`) and any of the columns above; every tracklet needs a row.
 Without either, every tracklet is camera 0 on the ground. Query/gallery may be anonymised as in DetReIDX.
 The single test protocol is called `test`; a dataset without query/gallery folders has no protocol.
+`folder_splits` reads whichever splits exist (what `farreid data stats` shows and `farreid extract` embeds).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from farreid.data.splittree import Describe, TrackletInfo, load_split
 from farreid.data.tracklet import Protocol, ReIDDataset, TrackletSet, relabel
 from farreid.errors import FarreidError
 
+SPLITS = ("train", "query", "gallery")
 FIELDS = ("camid", "platform", "altitude", "distance", "pitch", "session")
 SIDECAR = "tracklets.csv"
 
@@ -96,10 +98,23 @@ def folder_describe(root: Path, pattern: str = "", sidecar: str = "") -> Describ
     return describe
 
 
+def folder_splits(root: str | Path, pattern: str = "", sidecar: str = "", train: bool = True) -> list[TrackletSet]:
+    """Every split folder present under `root` (train only if `train`), with the layout's metadata and the pids
+    as written on disk; no split folder at all is an error."""
+    root = require_dir(root, "dataset root")
+    present = [s for s in SPLITS if (root / s).is_dir() and (s != "train" or train)]
+    if not present:
+        if (root / "train").is_dir():
+            raise FarreidError(f"{root} has only a train/ split; pass --train to embed it")
+        raise FarreidError(f"{root} has none of the folder layout's split folders {', '.join(SPLITS)}")
+    describe = folder_describe(root, pattern, sidecar)
+    return [TrackletSet(s, load_split(root / s, False, describe, qualified_names=True)[0]) for s in present]
+
+
 @register_dataset("folder")
 def build_folder(root: Path, pattern: str = "", sidecar: str = "", load_train: bool = True) -> ReIDDataset:
     root = require_dir(root, "dataset root")
-    splits = [s for s in ("train", "query", "gallery") if (root / s).is_dir() and (s != "train" or load_train)]
+    splits = [s for s in SPLITS if (root / s).is_dir() and (s != "train" or load_train)]
     if ("query" in splits) != ("gallery" in splits):
         missing = "gallery" if "query" in splits else "query"
         raise FarreidError(f"missing split folder {root / missing} (query and gallery come together)")

@@ -32,7 +32,10 @@ class TrackletInfo:
 Describe = Callable[[Path, list[str], str], TrackletInfo]
 
 
-def _tracklet(folder: Path, files: list[str], pid: int, name: str, describe: Describe, check_first: bool) -> Tracklet:
+def tracklet_record(
+    folder: Path, files: list[str] | None, pid: int, name: str, describe: Describe, check_first: bool
+) -> Tracklet:
+    """One tracklet folder as a `Tracklet` (`files`: its listing, or None to list it)."""
     names = list_frames(folder, files)
     if check_first:
         check_image_header(folder / names[0])
@@ -74,7 +77,7 @@ def load_split(
         if len(flat) != len(children):
             other = next(n for n in children if n not in flat)
             raise FarreidError(f"{folder} mixes tracklet folders ({flat[0]}) and identity folders ({other})")
-        return [_tracklet(folder / n, listings[n][1], -1, n, describe, check_first) for n in children], False
+        return [tracklet_record(folder / n, listings[n][1], -1, n, describe, check_first) for n in children], False
     numeric = [n for n in children if n.lstrip("-").isdigit()]
     anonymised = not labelled and not numeric
     if not anonymised and len(numeric) != len(children):
@@ -87,5 +90,5 @@ def load_split(
             if subdirs:
                 raise FarreidError(f"tracklet folder {folder / pid_name / name} contains sub-folders ({subdirs[0]})")
             shown = f"{pid_name}/{name}" if qualified_names else name
-            tracklets.append(_tracklet(folder / pid_name / name, files, pid, shown, describe, check_first))
+            tracklets.append(tracklet_record(folder / pid_name / name, files, pid, shown, describe, check_first))
     return tracklets, not anonymised

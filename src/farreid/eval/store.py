@@ -1,7 +1,9 @@
 """Protocols on disk: `<root>/<protocol>/query/` and `<root>/<protocol>/gallery/`, each a feature-store folder.
 
 For DetReIDX the protocol folders are A2G, G2A and A2A; any other name works the same way (a single-protocol
-dataset such as MARS can use one folder, e.g. `test`).
+dataset such as MARS can use one folder, e.g. `test`). A root that itself holds query/ and gallery/ (what
+`farreid extract` writes for the `folder` layout, e.g. from-mot output) is the one protocol `test`, the name the
+`folder` dataset gives its protocol.
 """
 
 from __future__ import annotations
@@ -23,10 +25,15 @@ def save_protocol(data: ProtocolData, root: str | Path, metadata: dict[str, str]
 
 
 def load_protocols(root: str | Path, names: list[str] | None = None) -> list[ProtocolData]:
-    """Every `<root>/<name>/` holding query/ and gallery/ feature sets (or only `names`), in case order."""
+    """Every `<root>/<name>/` holding query/ and gallery/ feature sets (or only `names`), in case order; or
+    `<root>/query/` with `<root>/gallery/` as the protocol `test`."""
     root = Path(root)
     if not root.is_dir():
         raise FarreidError(f"features folder not found: {root}")
+    if has_features(root / "query") and has_features(root / "gallery"):
+        if names and names != ["test"]:
+            raise FarreidError(f"{root} holds one query/ and gallery/ pair, the protocol 'test'; not {', '.join(names)}")
+        return [ProtocolData("test", load_feature_set(root / "query"), load_feature_set(root / "gallery"))]
     found = sorted(d.name for d in root.iterdir() if has_features(d / "query") and has_features(d / "gallery"))
     if names:
         missing = [n for n in names if n not in found]
