@@ -67,10 +67,19 @@ def stats(
         cfg.data.root = str(root)
     if protocol is not None:
         cfg.data.protocol = protocol
-    loaded = build_dataset_from_config(cfg.data)
-    typer.echo(loaded.summary_table())
+    if cfg.data.dataset == "folder":  # every split present, as extract reads them (e.g. a lone gallery from from-mot)
+        from farreid.data.folder import folder_splits
+        from farreid.data.tracklet import stats_table
+
+        options = cfg.data.options
+        splits = folder_splits(cfg.data.root, options.get("pattern", ""), options.get("sidecar", ""))
+        typer.echo(f"folder at {cfg.data.root}\n{stats_table(splits)}")
+    else:
+        loaded = build_dataset_from_config(cfg.data)
+        splits = loaded.splits()
+        typer.echo(loaded.summary_table())
     if verify:
-        count = sum(verify_frames(split, f"verify {split.name}") for split in loaded.splits())
+        count = sum(verify_frames(split, f"verify {split.name}") for split in splits)
         typer.echo(f"verified {count} frames: every header is a readable image")
 
 

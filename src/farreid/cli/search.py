@@ -17,15 +17,23 @@ def search(
     ),
     query: Path = typer.Option(
         ..., "--query", "-q",
-        help="A query feature-set folder, or a tracklet folder / folder of tracklet folders to embed.",
+        help="A query feature-set folder, or a tracklet folder / folder of tracklet folders to embed (inside a "
+        "from-mot / folder layout, its pid and camera are read from the layout).",
     ),
     k: int = typer.Option(20, "-k", "--top", help="How many gallery tracklets to list per query."),
     checkpoint: Optional[Path] = typer.Option(
         None, "--checkpoint",
         help="Model that embeds query tracklets (default: the checkpoint recorded in the gallery).",
     ),
-    camid: int = typer.Option(0, "--camid", help="Camera id of the query tracklets (for camera-keyed prompts)."),
-    platform: str = typer.Option("ground", "--platform", help="Platform of the query tracklets: ground or aerial."),
+    camid: int = typer.Option(
+        0, "--camid", help="Camera id of query tracklets outside a layout with metadata (for camera-keyed prompts)."
+    ),
+    platform: str = typer.Option(
+        "ground", "--platform", help="Platform of query tracklets outside a layout with metadata: ground or aerial."
+    ),
+    keep_self: bool = typer.Option(
+        False, "--keep-self", help="Keep a query's own tracklet in its ranking when it is in the gallery (left out by default)."
+    ),
     rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (loads the whole gallery)."),
     k1: int = typer.Option(20, "--k1", help="Re-ranking k1."),
     k2: int = typer.Option(6, "--k2", help="Re-ranking k2."),
@@ -54,8 +62,12 @@ def search(
     results = search_gallery(
         queries, gallery, k, backend=backend, device=resolve_device(device), chunk_rows=chunk_rows,
         rerank=RerankParams(k1, k2, lambda_value) if rerank else None, rerank_max_gallery=rerank_max_gallery,
+        keep_self=keep_self,
     )
     typer.echo(results.table(max_queries=show))
+    if results.left_out:
+        typer.echo(f"{results.left_out} of {len(results.hits)} queries are gallery tracklets: each one's own tracklet is "
+                   "left out of its ranking (--keep-self keeps it)")
     if out is not None:
         results.write_csv(out / "ranking.csv")
         drawn = results.write_pictures(out / "pictures", max_queries=pictures)

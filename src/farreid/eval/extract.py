@@ -53,8 +53,9 @@ def extract_features(
         num_items = len(dataset)
     sums: torch.Tensor | None = None
     weights = torch.zeros(num_items, dtype=torch.float64)
-    with torch.inference_mode():
-        for batch in progress(loader, desc="extracting features"):
+    clips = len(loader.dataset) if hasattr(loader, "dataset") else None  # dense sampling: several clips a tracklet
+    with torch.inference_mode(), progress(desc="extracting features", total=clips, unit="clip") as bar:
+        for batch in loader:
             for key in ("clip", "index"):
                 if key not in batch:
                     raise FarreidError(f"extract_features: batch has no {key!r} entry (keys: {sorted(batch)})")
@@ -76,6 +77,7 @@ def extract_features(
                 sums = torch.zeros(num_items, emb.shape[1], dtype=torch.float64)
             sums.index_add_(0, index, emb.double() * frames[:, None])
             weights.index_add_(0, index, frames)
+            bar.update(len(index))
     missing = int((weights == 0).sum())
     if sums is None or missing:
         raise FarreidError(f"extract_features: {missing or num_items} of {num_items} tracklets got no embedding")

@@ -131,7 +131,7 @@ def extract_split(
         return summary
     atomic_write_json(folder / PLAN_FILE, settings)
     write_meta_table(folder / META_FILE, _meta_rows(tracklets))
-    for index, first in enumerate(progress(starts, desc=f"extract {name or folder.name}")):
+    for index, first in enumerate(progress(starts, desc=f"extract {name or folder.name}", unit="shard")):
         part = tracklets[first : first + shard_size]
         path = folder / shard_file(index)
         header = shard_header(path)

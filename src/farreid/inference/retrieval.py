@@ -4,11 +4,16 @@ The gallery is a feature-set folder (single file or shards, from `farreid extrac
 into `topk_search`, so a gallery of a million 1024-d embeddings is searched without being loaded; only the
 metadata rows of the hits are parsed. Re-ranking (k-reciprocal, `farreid.eval`) needs the whole gallery and
 the gallery-gallery neighbourhoods, so it is offered for galleries up to `rerank_max_gallery` rows.
+
+A query that is itself in the gallery (a tracklet of the gallery's own footage, or the gallery's features
+searched against themselves) would be its own first hit: its own tracklet, recognised by its frame folder, is
+left out of its ranking unless `keep_self=True`.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from farreid.eval.report import png_bytes
 from farreid.inference.model import ReIDModel
 from farreid.inference.search import topk_search
 from farreid.utils.io import atomic_open, safe_join
+from farreid.utils.log import progress
 
 RERANK_MAX_GALLERY = 50_000
 
@@ -45,6 +51,7 @@ class SearchResults:
     queries: FeatureSet
     hits: list[list[Hit]]  # per query, best first
     score_name: str  # "cosine" (higher is closer) or "rerank distance" (lower is closer)
+    left_out: int = 0  # queries whose own tracklet was found in the gallery and left out of their ranking
 
     def table(self, max_queries: int | None = None) -> str:
         """Plain-text ranked lists: rank, score, tracklet, pid, camid, platform."""
@@ -92,8 +99,11 @@ class SearchResults:
 
 
 def _unit_chunks(folder: Path, rows: int):
-    for chunk in iter_feature_chunks(folder, rows):
-        yield F.normalize(chunk, dim=1)
+    total, _ = feature_shape(folder)
+    with progress(desc="search gallery", total=total, unit="row", unit_scale=True) as bar:
+        for chunk in iter_feature_chunks(folder, rows):
+            yield F.normalize(chunk, dim=1)
+            bar.update(chunk.shape[0])
 
 
 def _ranked(query: torch.Tensor, gallery: Path, k: int, backend: str, device: str | torch.device, chunk_rows: int,
@@ -116,6 +126,11 @@ def _ranked(query: torch.Tensor, gallery: Path, k: int, backend: str, device: st
     return torch.cat(scores), torch.cat(index)
 
 
+def _tracklet_folder(frames: tuple[str, ...]) -> str | None:
+    """Where a tracklet's frames live: what makes a query and a gallery row the same tracklet."""
+    return os.path.dirname(os.path.realpath(frames[0])) if frames else None
+
+
 def search_gallery(
     query: FeatureSet,
     gallery: str | Path,
@@ -126,8 +141,10 @@ def search_gallery(
     chunk_rows: int = 65536,
     rerank: RerankParams | None = None,
     rerank_max_gallery: int = RERANK_MAX_GALLERY,
+    keep_self: bool = False,
 ) -> SearchResults:
-    """Top-`k` gallery tracklets for every query (cosine similarity, or re-ranked distance with `rerank`)."""
+    """Top-`k` gallery tracklets for every query (cosine similarity, or re-ranked distance with `rerank`); a
+    query's own tracklet is left out of its ranking unless `keep_self`."""
     gallery = Path(gallery)
     if k < 1:
         raise FarreidError(f"k must be >= 1, got {k}")
@@ -135,14 +152,19 @@ def search_gallery(
     if query.dim != dim:
         raise FarreidError(f"query embeddings have dimension {query.dim} but the gallery {gallery} has {dim}: "
                            "were they made by the same model?")
-    scores, index = _ranked(query.features.float(), gallery, k, backend, device, chunk_rows, rerank, rerank_max_gallery)
+    extra = 0 if keep_self else 1  # room for the query's own tracklet, dropped below
+    scores, index = _ranked(query.features.float(), gallery, k + extra, backend, device, chunk_rows, rerank,
+                            rerank_max_gallery)
     rows = read_meta_rows(gallery, np.unique(index.numpy()).tolist())
-    hits = [
-        [Hit(r + 1, int(gi), float(s), rows[int(gi)]["name"], rows[int(gi)]["pid"], rows[int(gi)]["camid"],
-             rows[int(gi)]["platform"], rows[int(gi)]["frames"]) for r, (s, gi) in enumerate(zip(srow, irow))]
-        for srow, irow in zip(scores.tolist(), index.tolist())
-    ]
-    return SearchResults(query, hits, "rerank distance" if rerank is not None else "cosine")
+    hits, left_out = [], 0
+    for qi, (srow, irow) in enumerate(zip(scores.tolist(), index.tolist())):
+        own = None if keep_self else _tracklet_folder(query.frames[qi])
+        ranked = [(s, int(gi)) for s, gi in zip(srow, irow)
+                  if own is None or _tracklet_folder(rows[int(gi)]["frames"]) != own]
+        left_out += len(ranked) < len(srow)
+        hits.append([Hit(r + 1, gi, float(s), rows[gi]["name"], rows[gi]["pid"], rows[gi]["camid"],
+                         rows[gi]["platform"], rows[gi]["frames"]) for r, (s, gi) in enumerate(ranked[:k])])
+    return SearchResults(query, hits, "rerank distance" if rerank is not None else "cosine", left_out)
 
 
 def like_gallery(model: ReIDModel, gallery: str | Path) -> ReIDModel:
