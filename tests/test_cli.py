@@ -49,3 +49,13 @@ def test_missing_config_is_one_clear_error(capsys):
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "farreid", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "extract" in out.stdout
+
+
+def test_help_does_not_import_torch():
+    """`farreid --help` and `farreid data --help` load no heavy module: torch, numpy, PIL and the model code are
+    imported inside the commands that use them."""
+    code = ("import sys; from farreid.cli import app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(app, ['data', '--help']); assert r.exit_code == 0, r.output; "
+            "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'safetensors', 'av') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -16,13 +16,14 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from farreid.config import Config, load_config
 from farreid.errors import FarreidError
-from farreid.eval.protocols import CASE_ORDER, EvaluationResult
 from farreid.utils.log import get_logger, setup_logging
-from farreid.utils.run import seed_everything
+
+if TYPE_CHECKING:  # torch and the evaluation code load when the demo runs, not when `farreid --help` lists it
+    from farreid.eval.protocols import EvaluationResult
 
 log = get_logger("demo")
 
@@ -109,6 +110,7 @@ def run_demo(
     from farreid.inference.evaluate import embed_protocols, evaluate_embedded
     from farreid.models import FarReID
     from farreid.report.demo_report import write_demo_report
+    from farreid.utils.run import seed_everything
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -164,6 +166,8 @@ def run_demo(
 
 def result_rows(variants: list[Variant]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the results table: mAP and R1 per protocol and the pooled overall mAP, in %."""
+    from farreid.eval.protocols import CASE_ORDER
+
     header = ["model", "pooling", "re-ranking"]
     for name in CASE_ORDER:
         header += [f"{name} mAP", f"{name} R1"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from farreid.config import Config, load_config
+if TYPE_CHECKING:
+    from farreid.config import Config
 
 ConfigOption = typer.Option(
     None, "--config", "-c", help="Recipe: a YAML file or a shipped name (demo_tiny, detreidx_vitb16, detreidx_vitl14)."
@@ -17,7 +20,9 @@ OverridesArgument = typer.Argument(
 )
 
 
-def build_config(config: Optional[Path], overrides: Optional[list[str]]) -> Config:
+def build_config(config: Optional[Path], overrides: Optional[list[str]]) -> "Config":
+    from farreid.config import load_config
+
     return load_config(config, overrides or [])
 
 

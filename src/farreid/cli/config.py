@@ -7,7 +7,6 @@ import typer
 
 from farreid.cli import app
 from farreid.cli.common import ConfigOption, OverridesArgument, build_config
-from farreid.config import available_recipes, config_to_yaml, schema_keys
 
 
 @app.command("config")
@@ -18,6 +17,8 @@ def config(
     recipes: bool = typer.Option(False, "--recipes", help="List the shipped recipes instead."),
 ) -> None:
     """Print the resolved configuration (recipe + overrides, validated) as YAML."""
+    from farreid.config import available_recipes, config_to_yaml, schema_keys
+
     if keys:
         typer.echo("\n".join(schema_keys()))
     elif recipes:

@@ -6,15 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from farreid.cli import app
 from farreid.cli.common import ConfigOption, OverridesArgument, build_config
 from farreid.errors import FarreidError
-from farreid.utils.device import resolve_device
-from farreid.utils.log import setup_logging
-from farreid.utils.run import create_run
 
 
 def _load(features: Optional[Path], query: Optional[Path], gallery: Optional[Path], name: str, only: list[str]):
@@ -30,6 +26,8 @@ def _load(features: Optional[Path], query: Optional[Path], gallery: Optional[Pat
 
 
 def _score(csv_path: Path, protocols, cfg) -> str:
+    import numpy as np
+
     from farreid.eval import EvaluationResult, ProtocolResult, score_submission
 
     scores = score_submission(csv_path, protocols, junk=cfg.eval.junk, max_rank=cfg.eval.max_rank,
@@ -43,6 +41,7 @@ def _evaluate_checkpoint(checkpoint: Path, config: Optional[Path], overrides: Op
     from farreid.config import load_config
     from farreid.inference.evaluate import default_eval_dir, evaluate_checkpoint
     from farreid.inference.loading import checkpoint_config
+    from farreid.utils.log import setup_logging
 
     cfg = load_config(config, overrides or [], base=checkpoint_config(checkpoint))
     setup_logging()
@@ -86,6 +85,8 @@ def evaluate(
     """Evaluate saved features or a checkpoint: A2G / G2A / A2A metrics, optional re-ranking
     (eval.rerank.enabled=true), challenge CSV, ranked-result pictures and an HTML report. Settings come from the
     eval.* config keys."""
+    from farreid.utils.log import setup_logging
+
     if checkpoint is not None:
         if features or query or gallery or score_csv or protocol:
             raise FarreidError("--checkpoint evaluates the checkpoint's dataset; do not combine it with --features, "
@@ -99,10 +100,13 @@ def evaluate(
         typer.echo(_score(score_csv, protocols, cfg))
         return
     if out is None:
+        from farreid.utils.run import create_run
+
         out = create_run(cfg).results / "eval"
     else:
         setup_logging()
     from farreid.eval import RerankParams, run_evaluation
+    from farreid.utils.device import resolve_device
 
     e = cfg.eval
     rerank = RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if e.rerank.enabled else None

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 
 from farreid.cli import app
 from farreid.errors import FarreidError
@@ -18,6 +17,8 @@ CheckpointOption = typer.Option(
 
 def parse_options(items: list[str]) -> dict:
     """KEY=VALUE pairs, values read as YAML scalars (so numbers are numbers)."""
+    import yaml
+
     out = {}
     for item in items:
         key, sep, value = item.partition("=")

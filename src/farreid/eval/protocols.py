@@ -171,6 +171,37 @@ def _pct(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
+def check_junk_rule(data: ProtocolData, junk: str) -> None:
+    """Refuse the camera junk rule on one-camera data, where it leaves no query a match (every positive is in the
+    query's own camera) and the metrics would be empty; the tracklet rule is what such data needs. With several
+    cameras and still no cross-camera match, warn."""
+    if junk != "camera" or not data.labelled:
+        return
+    q, g = data.query, data.gallery
+    cameras: dict[int, set[int]] = {}
+    names: dict[int, set[str]] = {}
+    for pid, camid, name in zip(g.pids.tolist(), g.camids.tolist(), g.names):
+        cameras.setdefault(pid, set()).add(camid)
+        names.setdefault(pid, set()).add(name)
+    cross_camera = sum(bool(cameras.get(p, set()) - {c}) for p, c in zip(q.pids.tolist(), q.camids.tolist()))
+    other_tracklet = sum(bool(names.get(p, set()) - {n}) for p, n in zip(q.pids.tolist(), q.names))
+    if cross_camera or not other_tracklet:
+        return
+    used = sorted(set(q.camids.tolist()) | set(g.camids.tolist()))
+    message = (
+        f"protocol {data.name}: no query has its identity in another camera ({len(q)} queries and {len(g)} gallery "
+        f"tracklets from camera{'s' if len(used) > 1 else ''} {', '.join(map(str, used))}), so the camera junk rule "
+        "(eval.junk=camera: the same person in the same camera is not a match) leaves no query to score"
+    )
+    if len(used) > 1:
+        log.warning(message)
+        return
+    raise FarreidError(
+        f"{message}. For one-camera footage pass eval.junk=tracklet: only the query's own tracklet is left out, so "
+        f"the other tracklets of its identity count ({other_tracklet} of {len(q)} queries have some)"
+    )
+
+
 def evaluate_protocols(
     protocols: list[ProtocolData],
     *,
@@ -190,6 +221,8 @@ def evaluate_protocols(
     by_name = {p.name: p for p in protocols}
     if len(by_name) != len(protocols):
         raise FarreidError("protocol names must be unique")
+    for data in protocols:
+        check_junk_rule(data, junk)  # all of them before the first is ranked
     options = dict(metric=metric, junk=junk, max_rank=max_rank, map_at=tuple(map_at), rerank=rerank,
                    chunk_size=chunk_size, device=device, topk=topk, keep_ranking=keep_ranking)
     results = []

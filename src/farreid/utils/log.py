@@ -12,9 +12,10 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
-from tqdm.auto import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 LOGGER_NAME = "farreid"
 T = TypeVar("T")
@@ -99,6 +100,8 @@ def _fmt(v: Any) -> str:
 
 def progress(iterable: Iterable[T] | None = None, desc: str = "", total: int | None = None, **kwargs: Any) -> tqdm:
     """The one progress bar of the project; silent when stderr is not a terminal unless FARREID_PROGRESS=1."""
+    from tqdm.auto import tqdm  # here, not at import: it loads asyncio, which `farreid --help` does not need
+
     forced = os.environ.get("FARREID_PROGRESS")
     disable = (forced == "0") if forced is not None else not sys.stderr.isatty()
     return tqdm(iterable, desc=desc, total=total, disable=disable, dynamic_ncols=True, leave=False, **kwargs)
