@@ -136,6 +136,9 @@ def test_resume_with_a_different_config_is_refused_before_training(tmp_path):
                          "train.stage2.loss.supcon_i2t_weight=0", "train.stage2.loss.supcon_t2i_weight=0", "train.stage2.lr=0.5")
     with pytest.raises(CheckpointError, match=r"train\.stage2\.lr: 0\.01 -> 0\.5"):
         train(changed, resume="auto", parts=toy_parts(changed), console=False)
+    with pytest.raises(CheckpointError, match=r"to start afresh, train into another run folder \(name=\.\.\. or "
+                       r"out_dir=\.\.\.; for `farreid demo`: --fresh, or another --out\)"):
+        train(changed, resume="auto", parts=toy_parts(changed), console=False)
     with pytest.raises(FarreidError, match="already holds checkpoints"):
         train(cfg, parts=toy_parts(cfg), console=False)
     fewer_ids = toy_config(tmp_path, "train.stages=[stage2]", "train.stage2.loss.i2t_weight=0",

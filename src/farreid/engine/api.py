@@ -116,7 +116,10 @@ def open_resume(cfg: Config, resume: str | Path | None, run_path: Path) -> Mappi
     else:
         path = Path(resume)
     state = load_checkpoint(path)
-    check_config(state, config_to_dict(cfg), path)
+    check_config(state, config_to_dict(cfg), path, remedy=(
+        f"To continue it, use the settings in {run_path / 'config.yaml'}; to start afresh, train into another run "
+        "folder (name=... or out_dir=...; for `farreid demo`: --fresh, or another --out)."
+    ))
     return state
 
 

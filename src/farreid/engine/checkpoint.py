@@ -116,15 +116,14 @@ def config_differences(
 def check_config(
     state: Mapping[str, Any], current: Mapping[str, Any], path: str | Path, *,
     ignore: Iterable[str] = RESUME_FREE_KEYS, only: Iterable[str] | None = None, what: str = "resume",
+    remedy: str = "Use the checkpoint's settings (see its run's config.yaml) or start a new run.",
 ) -> None:
-    """Refuse a checkpoint trained with another configuration (keys in `ignore` may differ)."""
+    """Refuse a checkpoint trained with another configuration (keys in `ignore` may differ); `remedy` says
+    what to do instead."""
     diffs = config_differences(state.get("config", {}), current, ignore=ignore, only=only)
     if diffs:
         shown = "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
-        raise CheckpointError(
-            f"cannot {what} from {path}: it was trained with a different configuration ({shown}). "
-            "Use the checkpoint's settings (see its run's config.yaml) or start a new run."
-        )
+        raise CheckpointError(f"cannot {what} from {path}: it was trained with a different configuration ({shown}). {remedy}")
 
 
 class CheckpointManager:
