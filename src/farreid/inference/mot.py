@@ -121,8 +121,8 @@ def read_mot_tracks(
             extra = [_number(v, "column value") if v else -1.0 for v in parts[6:9]]
         except ValueError as exc:
             raise FarreidError(
-                f"{path}:{lineno}: expected 'frame,id,x,y,w,h[,conf,class,visibility,...]' (MOT format) with finite "
-                f"numbers ({exc}), got {line.strip()!r}"
+                f"{path}:{lineno}: expected 'frame,id,x,y,w,h[,conf,class,visibility,...]' (MOT format: finite numbers, "
+                f"whole frame numbers and ids) ({exc}), got {line.strip()!r}"
             ) from None
         if frame < 1:
             raise FarreidError(f"{path}:{lineno}: MOT frame numbers start at 1, got {frame}")
