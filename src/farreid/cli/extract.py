@@ -76,4 +76,4 @@ def extract(
                                  overwrite=overwrite)
     for s in summaries:
         typer.echo(f"{s.name or '.':<16} {s.tracklets:8d} tracklets  {s.shards:4d} shard(s) "
-                   f"({s.embedded} embedded, {s.kept} kept)  -> {s.folder}")
+                   f"({s.embedded} embedded, {s.kept} kept)  -> {out.joinpath(*filter(None, s.name.split('/')))}")

@@ -43,6 +43,12 @@ def load_protocols(root: str | Path, names: list[str] | None = None) -> list[Pro
                 f"(found: {', '.join(found) or 'none'})"
             )
         found = list(names)
+    if not found and has_features(root / "gallery"):
+        raise FarreidError(
+            f"{root} holds gallery/ features but no query/ ones. To rank the gallery against itself (e.g. one "
+            f"camera's footage: every tracklet queries all the others), pass --query-features {root / 'gallery'} "
+            f"--gallery-features {root / 'gallery'} eval.junk=tracklet"
+        )
     if not found:
         raise FarreidError(f"{root}: no <protocol>/query/{FEATURES_FILE} and <protocol>/gallery/{FEATURES_FILE} found")
     return [
