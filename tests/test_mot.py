@@ -176,3 +176,14 @@ def test_two_sequences_never_merge_ids_silently(tmp_path):
     assert (out / "gallery" / "1001" / "1001_c2_f000001").is_dir()
     tracklets_from_mot(second, tmp_path / "shared", camid=2, **options)
     tracklets_from_mot(first, tmp_path / "shared", camid=1, shared_ids=True, **options)  # one numbering: allowed
+
+
+def test_from_mot_shows_progress_with_counts_and_rates(tmp_path, monkeypatch, capsys):
+    frames = tmp_path / "img1"
+    frames.mkdir()
+    for f in range(1, 11):
+        Image.fromarray(_frame(f)).save(frames / f"{f:06d}.jpg")
+    monkeypatch.setenv("FARREID_PROGRESS", "1")
+    tracklets_from_mot(_tracks_file(tmp_path), tmp_path / "out", frames_dir=frames, max_len=4, min_len=2)
+    err = capsys.readouterr().err
+    assert "cut tracklets" in err and "/10 " in err and "frame/s" in err  # a count of the 10 frames, a rate

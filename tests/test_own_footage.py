@@ -121,3 +121,16 @@ def test_eval_of_one_camera(walk):
     assert "eval.junk=tracklet: only the query's own tracklet is left out" in page
     lone = runner.invoke(app, ["eval", "-f", str(root / "feats"), "-o", str(root / "e3")])
     assert lone.exit_code != 0 and "--query-features" in str(lone.exception)
+
+
+def test_a_split_folder_alone_keeps_the_layout_metadata(walk):
+    """`extract -i footage/gallery` (one split of the layout) reads the same pids and cameras as `-i footage`."""
+    root, _ = walk
+    out = root / "feats_split"
+    result = runner.invoke(app, ["extract", "--checkpoint", str(root / "runs" / "demo" / "attention"),
+                                 "-i", str(root / "footage" / "gallery"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    whole = list(csv.DictReader((root / "feats" / "gallery" / "meta.csv").open()))
+    alone = list(csv.DictReader((out / "meta.csv").open()))
+    key = [(r["name"], r["pid"], r["camid"], r["platform"]) for r in whole]
+    assert [(r["name"], r["pid"], r["camid"], r["platform"]) for r in alone] == key
