@@ -9,6 +9,7 @@ import typer
 
 from farreid.cli import app
 from farreid.cli.common import ConfigOption, OverridesArgument, build_config
+from farreid.errors import FarreidError
 
 data_app = typer.Typer(
     help="Datasets: synthesise a DetReIDX-layout set (synth), print statistics (stats), cut tracklets from "
@@ -75,7 +76,13 @@ def stats(
         splits = folder_splits(cfg.data.root, options.get("pattern", ""), options.get("sidecar", ""))
         typer.echo(f"folder at {cfg.data.root}\n{stats_table(splits)}")
     else:
-        loaded = build_dataset_from_config(cfg.data)
+        try:
+            loaded = build_dataset_from_config(cfg.data)
+        except FarreidError as exc:
+            if (Path(cfg.data.root) / "tracklets.csv").is_file():  # the folder layout's sidecar (from-mot writes it)
+                raise FarreidError(f"{exc} ({cfg.data.root} has tracklets.csv, like the folder layout `farreid data "
+                                   f"from-mot` writes: pass -d folder)") from None
+            raise
         splits = loaded.splits()
         typer.echo(loaded.summary_table())
     if verify:
@@ -84,8 +91,6 @@ def stats(
 
 
 def _classes(text: str) -> tuple[int, ...] | None:
-    from farreid.errors import FarreidError
-
     if text.strip().lower() == "all":
         return None
     try:
