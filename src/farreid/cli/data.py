@@ -10,6 +10,7 @@ import typer
 from farreid.cli import app
 from farreid.cli.common import ConfigOption, OverridesArgument, build_config
 from farreid.errors import FarreidError
+from farreid.inference.mot import MIN_VISIBILITY, PERSON_CLASSES
 
 data_app = typer.Typer(
     help="Datasets: synthesise a DetReIDX-layout set (synth), print statistics (stats), cut tracklets from "
@@ -113,12 +114,12 @@ def from_mot(
     min_size: int = typer.Option(8, "--min-size", help="Skip boxes narrower or lower than this many pixels after clamping."),
     min_conf: float = typer.Option(-1.0, "--min-conf", help="Skip rows whose confidence column (7th) is below this."),
     classes: str = typer.Option(
-        "1", "--classes",
+        ",".join(map(str, PERSON_CLASSES)), "--classes",
         help="Keep rows of these MOT classes (8th column of gt.txt; 1 pedestrian, 2 person on vehicle, 7 static "
         "person), comma-separated, or 'all'. Rows with class -1 (tracker output) are kept.",
     ),
     min_visibility: float = typer.Option(
-        0.25, "--min-visibility",
+        MIN_VISIBILITY, "--min-visibility",
         help="Skip rows whose visibility (9th column of gt.txt, 0-1) is below this; -1 (tracker output) is kept.",
     ),
     id_offset: int = typer.Option(

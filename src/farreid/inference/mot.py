@@ -30,13 +30,14 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
-
-from PIL import Image
+from typing import TYPE_CHECKING, Iterator
 
 from farreid.errors import FarreidError
 from farreid.utils.io import atomic_write_text, safe_join
 from farreid.utils.log import progress
+
+if TYPE_CHECKING:  # PIL loads when frames are read, so the CLI can take this module's defaults cheaply
+    from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SIDECAR = "tracklets.csv"  # the sidecar name the `folder` dataset reads
@@ -196,6 +197,8 @@ def iter_folder_frames(frames_dir: str | Path, wanted: set[int]) -> Iterator[tup
         raise FarreidError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {frames_dir}")
     if max(wanted) > len(files):
         raise FarreidError(f"tracks refer to frame {max(wanted)} but {frames_dir} holds only {len(files)} images")
+    from PIL import Image
+
     for number in progress(sorted(wanted), desc="cut tracklets", unit="frame"):
         path = files[number - 1]
         try:
