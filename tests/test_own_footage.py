@@ -76,7 +76,7 @@ def test_from_mot_and_stats(walk):
     assert {r["source"] for r in rows} == {str((root / "cam1_gt.txt").resolve())}
     assert not (root / "footage" / "gallery" / "0009").exists()  # the parked car
     stats_row = next(line for line in out["stats"].splitlines() if line.startswith("gallery"))
-    assert stats_row.split()[:4] == ["gallery", "3", "9", "68"] and stats_row in page
+    assert stats_row.split()[:5] == ["gallery", "3", "9", "68", "1"] and stats_row in page  # ids, ..., cameras
     default = runner.invoke(app, ["data", "stats", "-r", str(root / "footage")])  # data.dataset is detreidx
     assert default.exit_code != 0 and "pass -d folder" in str(default.exception)
 

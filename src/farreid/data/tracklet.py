@@ -165,13 +165,14 @@ class TrackletSet(Sequence[Tracklet]):
         return TrackletSet(name, self.tracklets)
 
     def stats(self) -> dict[str, int | float | str]:
-        """Identities, tracklets, frames (total and per platform), tracklet length range, unlabelled count."""
+        """Identities, tracklets, frames (total and per platform), cameras, tracklet length range, unlabelled count."""
         lengths = [len(t.frames) for t in self.tracklets]
         out: dict[str, int | float | str] = {
             "split": self.name,
             "ids": self.num_pids,
             "tracklets": len(self.tracklets),
             "frames": sum(lengths),
+            "cameras": self.num_camids,
             "unlabelled": sum(1 for t in self.tracklets if t.pid < 0),
             "min_len": min(lengths, default=0),
             "mean_len": round(sum(lengths) / len(lengths), 1) if lengths else 0.0,
@@ -186,7 +187,7 @@ class TrackletSet(Sequence[Tracklet]):
 
 
 _COLUMNS = (
-    ("split", "split"), ("ids", "ids"), ("tracklets", "tracklets"), ("frames", "frames"),
+    ("split", "split"), ("ids", "ids"), ("tracklets", "tracklets"), ("frames", "frames"), ("cameras", "cameras"),
     ("ground_ids", "ground ids"), ("ground_tracklets", "ground trk"), ("ground_frames", "ground frm"),
     ("aerial_ids", "aerial ids"), ("aerial_tracklets", "aerial trk"), ("aerial_frames", "aerial frm"),
     ("unlabelled", "unlabelled"), ("min_len", "min len"), ("mean_len", "mean len"), ("max_len", "max len"),
