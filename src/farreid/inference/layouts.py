@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from farreid.data import Tracklet, TrackletSet, build_dataset
-from farreid.data.folder import SPLITS as FOLDER_SPLITS
 from farreid.data.folder import SIDECAR, folder_describe, folder_splits
+from farreid.data.folder import SPLITS as FOLDER_SPLITS
 from farreid.data.registry import dataset_options
 from farreid.data.scan import list_entries, list_frames, require_dir
 from farreid.data.splittree import Describe, TrackletInfo, load_split, tracklet_record
 from farreid.errors import FarreidError
-
 
 
 @dataclass(frozen=True)
