@@ -136,3 +136,24 @@ def test_a_split_folder_alone_keeps_the_layout_metadata(walk):
     alone = list(csv.DictReader((out / "meta.csv").open()))
     key = [(r["name"], r["pid"], r["camid"], r["platform"]) for r in whole]
     assert [(r["name"], r["pid"], r["camid"], r["platform"]) for r in alone] == key
+
+
+def test_query_and_gallery_splits_evaluate_across_cameras(walk, tmp_path):
+    """A second camera written as the query split: extract mirrors both splits, `eval -f` reads them as `test`
+    with the default (camera) junk rule. The example's video stands in for the second camera."""
+    root, _ = walk
+    footage = tmp_path / "footage"
+    shutil.copytree(root / "footage", footage)
+    steps = [
+        ["data", "from-mot", "--video", str(root / "cam1.mp4"), "--tracks", str(root / "cam1_gt.txt"), "--out",
+         str(footage), "--camid", "2", "--split", "query", "--max-len", "8"],
+        ["extract", "--checkpoint", str(root / "runs" / "demo" / "attention"), "-i", str(footage), "-o",
+         str(tmp_path / "feats")],
+        ["eval", "-f", str(tmp_path / "feats"), "-o", str(tmp_path / "evaluation")],
+    ]
+    for args in steps:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output, result.exception)
+    assert sorted(p.name for p in (tmp_path / "feats").iterdir()) == ["gallery", "query"]
+    metrics = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())
+    assert metrics["settings"]["junk"] == "camera" and metrics["protocols"]["test"]["num_valid"] == 9
