@@ -71,6 +71,9 @@ def test_from_mot_and_stats(walk):
     line = ("wrote 9 tracklets (68 crops) from 3 tracks to footage/gallery; skipped 0 degenerate boxes, "
             "dropped 0 short pieces")
     assert line in out["from-mot"] and line in page  # the car (class 3) and the hidden boxes are filtered out
+    filtered = ("96 rows, 68 boxes of 3 tracks kept; left out 0 without track id, 0 below min_conf, "
+                "24 of other classes, 4 less")
+    assert filtered in out["from-mot"] and filtered in page  # the car's 24 rows, person 3's 4 hidden boxes
     rows = list(csv.DictReader((root / "footage" / "tracklets.csv").open()))
     assert len(rows) == 9 and {r["camid"] for r in rows} == {"1"}
     assert {r["source"] for r in rows} == {str((root / "cam1_gt.txt").resolve())}

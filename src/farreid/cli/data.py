@@ -133,7 +133,9 @@ def from_mot(
 ) -> None:
     """Cut MOT-format tracks (gt.txt or a tracker's output) into tracklet folders for stats, extract, search and eval."""
     from farreid.inference.mot import tracklets_from_mot
+    from farreid.utils.log import setup_logging
 
+    setup_logging()
     summary = tracklets_from_mot(
         tracks, out, frames_dir=frames, video=video, min_conf=min_conf, classes=_classes(classes),
         min_visibility=min_visibility, id_offset=id_offset, shared_ids=shared_ids, max_len=max_len, min_len=min_len,

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from farreid.errors import FarreidError
 from farreid.utils.io import atomic_write_text, safe_join
-from farreid.utils.log import progress
+from farreid.utils.log import get_logger, progress
 
 if TYPE_CHECKING:  # PIL loads when frames are read, so the CLI can take this module's defaults cheaply
     from PIL import Image
@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # PIL loads when frames are read, so the CLI can take this mo
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SIDECAR = "tracklets.csv"  # the sidecar name the `folder` dataset reads
 SIDECAR_COLUMNS = ["path", "camid", "platform", "first_frame", "last_frame", "frames", "source"]
+log = get_logger("inference")
 PERSON_CLASSES = (1,)  # MOTChallenge gt.txt: pedestrian
 MIN_VISIBILITY = 0.25  # MOTChallenge gt.txt: share of the box not occluded; below this a crop shows mostly occluder
 
@@ -143,6 +144,10 @@ def read_mot_tracks(
             tracks[track].append(MotBox(frame, track, x, y, w, h, conf))
     if not tracks:
         raise FarreidError(_empty_reason(path, seen, min_conf, classes, min_visibility))
+    kept = sum(len(boxes) for boxes in tracks.values())
+    log.info(f"{path}: {seen.rows} rows, {kept} boxes of {len(tracks)} tracks kept; left out {seen.untracked} "
+             f"without track id, {seen.low_conf} below min_conf, {seen.other_class} of other classes, "
+             f"{seen.occluded} less visible than {min_visibility}")
     for boxes in tracks.values():
         boxes.sort(key=lambda b: b.frame)
     return dict(tracks)
