@@ -170,4 +170,6 @@ def test_from_config_builds_the_demo_model():
     out = model(batch["clip"], model.prompt_keys(batch))
     assert out.projected.shape == (2, 128)
     tail = next(g for g in model.parameter_groups() if g["name"] == "backbone_tail")
-    assert "clip.visual.conv1.weight" in tail["param_names"]  # from scratch: the whole image tower trains
+    # pretrained start (the shipped towers): only the last two blocks fine-tune, as in the paper
+    assert "clip.visual.conv1.weight" not in tail["param_names"]
+    assert {n.split(".")[4] for n in tail["param_names"]} == {"2", "3"}

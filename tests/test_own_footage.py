@@ -53,8 +53,8 @@ def walk(tmp_path_factory):
     trained = tiny_trained(tmp_path_factory)
     root = tmp_path_factory.mktemp("footage_walk")
     write_footage(root)
-    (root / "runs" / "demo" / "attention" / "checkpoints").mkdir(parents=True)
-    shutil.copy(trained.checkpoint, root / "runs" / "demo" / "attention" / "checkpoints" / "best.pt")
+    (root / "runs" / "demo" / "trained" / "checkpoints").mkdir(parents=True)
+    shutil.copy(trained.checkpoint, root / "runs" / "demo" / "trained" / "checkpoints" / "best.pt")
     outputs = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -132,7 +132,7 @@ def test_a_split_folder_alone_keeps_the_layout_metadata(walk):
     """`extract -i footage/gallery` (one split of the layout) reads the same pids and cameras as `-i footage`."""
     root, _ = walk
     out = root / "feats_split"
-    result = runner.invoke(app, ["extract", "--checkpoint", str(root / "runs" / "demo" / "attention"),
+    result = runner.invoke(app, ["extract", "--checkpoint", str(root / "runs" / "demo" / "trained"),
                                  "-i", str(root / "footage" / "gallery"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     whole = list(csv.DictReader((root / "feats" / "gallery" / "meta.csv").open()))
@@ -150,7 +150,7 @@ def test_query_and_gallery_splits_evaluate_across_cameras(walk, tmp_path):
     steps = [
         ["data", "from-mot", "--video", str(root / "cam1.mp4"), "--tracks", str(root / "cam1_gt.txt"), "--out",
          str(footage), "--camid", "2", "--split", "query", "--max-len", "8"],
-        ["extract", "--checkpoint", str(root / "runs" / "demo" / "attention"), "-i", str(footage), "-o",
+        ["extract", "--checkpoint", str(root / "runs" / "demo" / "trained"), "-i", str(footage), "-o",
          str(tmp_path / "feats")],
         ["eval", "-f", str(tmp_path / "feats"), "-o", str(tmp_path / "evaluation")],
     ]

@@ -1,10 +1,15 @@
-"""The main job: the whole pipeline on synthetic aerial-ground data, end to end, on a CPU in minutes.
+"""The main job: the paper's method, end to end, on synthetic aerial-ground data, on a CPU in minutes.
 
-1. write a synthetic data set in the DetReIDX layout (seeded; kept and reused when it is already there),
-2. train the `demo_tiny` recipe: stage 1 (identity prompts) then stage 2 with attention pooling, and, for an
-   honest ablation, stage 2 again from the same stage-1 result with mean pooling,
-3. evaluate A2G, G2A and A2A for the untrained model, both trained models, with and without re-ranking,
-4. write `report.html` (offline, one file) and print the results table.
+1. write a synthetic data set in the DetReIDX layout with the far-distance failures the method's components exist
+   for (blurred, drifting and occluded frames; drones at 5.8-120 m), seeded, reused when already there;
+2. fine-tune the shipped vision-language towers (`synthetic-people-tiny`, pretrained CLIP-style by
+   `farreid pretrain`, as the paper starts from OpenAI CLIP) with the two stages of the `demo_tiny` recipe;
+3. train the baselines and ablations under the same schedule: the same model from random weights, and stage 2
+   again from the same stage-1 prompts with one component switched off at a time (attention pooling, platform
+   prompts, last-N fine-tuning, degradation augmentation);
+4. evaluate A2G, G2A and A2A for every model, a colour-histogram baseline and the untrained model, the trained
+   model also with re-ranking; measure what the attention pooling weights do on faulty frames;
+5. write `report.html` and `summary.json` (every row's mAP and R1, fractions) and print the results table.
 
 An interrupted demo continues where it stopped (training resumes from its checkpoints); `fresh=True` starts over.
 """
@@ -12,6 +17,7 @@ An interrupted demo continues where it stopped (training resumes from its checkp
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -28,17 +34,38 @@ if TYPE_CHECKING:  # torch and the evaluation code load when the demo runs, not 
 log = get_logger("demo")
 
 RECIPE = "demo_tiny"
-DEFAULT_MINUTES = 8.0  # the recipe's epochs are sized for this budget on a 2-core CPU
-DATA_OPTIONS = dict(num_ids=150, frames=12, ground_tracklets=3, aerial_tracklets=2)
+DATA_OPTIONS = dict(num_ids=150, frames=12, ground_tracklets=3, aerial_tracklets=2, stress=0.5)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One trained model of the demo: a run name, what it is, and its overrides of the recipe."""
+
+    name: str
+    description: str
+    overrides: tuple[str, ...] = ()
+    stage2_only: bool = True  # stage 2 from the default model's stage-1 prompts
+
+
+TRAINED = Row("trained", "pretrained towers fine-tuned with the paper's two stages (the recipe)", stage2_only=False)
+FROM_SCRATCH = Row(
+    "from_scratch", "the same model and schedule from random weights (every block trained)",
+    ("model.pretrained=''", "model.finetune_last_n=4", "model.finetune_lr_mult=1.0"), stage2_only=False,
+)
+ABLATIONS = (
+    Row("mean_pooling", "trained, mean instead of attention pooling", ("model.pooling=mean",)),
+    Row("no_prompts", "trained, no platform prompts", ("model.pbp.enabled=false",)),
+    Row("frozen_backbone", "trained, no last-N fine-tuning (towers frozen)", ("model.finetune_last_n=0",)),
+    Row("no_degradation", "trained, no far-distance degradation augmentation", ("data.aug.degrade_prob=0.0",)),
+)
 
 
 @dataclass
 class Variant:
-    """One evaluated model of the demo."""
+    """One evaluated row of the demo."""
 
-    label: str
-    pooling: str
-    rerank: bool
+    name: str
+    description: str
     result: EvaluationResult
     eval_dir: Path
 
@@ -47,62 +74,72 @@ class Variant:
 class DemoResult:
     out_dir: Path
     report: Path
+    summary: Path
     table: str
     variants: list[Variant] = field(default_factory=list)
+    attention: dict = field(default_factory=dict)
+    zero_shot: dict = field(default_factory=dict)
     seconds: float = 0.0
 
 
-def demo_config(out_dir: Path, minutes: float = DEFAULT_MINUTES, seed: int = 0, overrides: Sequence[str] = ()) -> Config:
-    """The demo recipe pointed at `out_dir` (plus any dotted overrides), with both stages' epochs scaled to the
-    time budget."""
-    if minutes <= 0:
-        raise FarreidError(f"--minutes must be > 0, got {minutes}")
+def demo_config(out_dir: Path, scale: float = 1.0, seed: int = 0, overrides: Sequence[str] = ()) -> Config:
+    """The demo recipe pointed at `out_dir` (plus any dotted overrides), both stages' epochs multiplied by `scale`."""
+    if not (scale > 0 and math.isfinite(scale)):
+        raise FarreidError(f"--scale must be a number > 0, got {scale}")
     cfg = load_config(RECIPE, [f"data.root={out_dir / 'data'}", f"out_dir={out_dir}", f"seed={seed}", *overrides])
-    scale = minutes / DEFAULT_MINUTES
     stage1 = replace(cfg.train.stage1, epochs=max(1, round(cfg.train.stage1.epochs * scale)))
     stage2 = replace(cfg.train.stage2, epochs=max(1, round(cfg.train.stage2.epochs * scale)))
     stage1.warmup_epochs = min(stage1.warmup_epochs, stage1.epochs - 1)
     stage2.warmup_epochs = min(stage2.warmup_epochs, stage2.epochs - 1)
-    eval_every = max(1, min(cfg.train.eval_every, stage2.epochs // 4 or 1))
-    return replace(cfg, train=replace(cfg.train, stage1=stage1, stage2=stage2, eval_every=eval_every))
+    return replace(cfg, train=replace(cfg.train, stage1=stage1, stage2=stage2))
 
 
-def ensure_data(root: Path, seed: int, num_ids: int) -> None:
-    """Generate the synthetic set unless this seed's set of this size is already there."""
+def row_config(out_dir: Path, row: Row, stage1: Path, scale: float = 1.0, seed: int = 0,
+               overrides: Sequence[str] = ()) -> Config:
+    """The demo config of one row: its overrides on top of the user's; a stage-2-only row reads the recipe
+    model's stage-1 prompts."""
+    reads = ["train.stages=[stage2]", f"train.stage1_checkpoint={stage1}"] if row.stage2_only else []
+    return demo_config(out_dir, scale, seed, [*overrides, f"name={row.name}", *row.overrides, *reads])
+
+
+def ensure_data(root: Path, seed: int, num_ids: int) -> dict:
+    """Generate the synthetic set unless this seed's set of this size is already there; returns its summary."""
     from farreid.data.synthetic import generate
 
     wanted = {**DATA_OPTIONS, "num_ids": num_ids, "seed": seed}
     marker = root / "synthetic.json"
     if marker.is_file():
-        params = json.loads(marker.read_text()).get("params", {})
-        if all(params.get(k) == v for k, v in wanted.items()):
+        summary = json.loads(marker.read_text())
+        if all(summary.get("params", {}).get(k) == v for k, v in wanted.items()):
             log.info(f"reusing synthetic data in {root}")
-            return
+            return summary
     log.info(f"generating synthetic aerial-ground data in {root}")
     summary = generate(root, overwrite=True, **wanted)
     log.info(f"wrote {summary['frames_rendered']} frames in {summary['seconds']:.1f} s")
+    return summary
 
 
 def _checkpoint(result) -> Path:
     """The end of the schedule, for every model alike: the demo's few held-out validation identities move by
     several mAP points between validations, too noisy to pick a checkpoint by."""
-    path = result.last_checkpoint
-    if path is None:
+    if result.last_checkpoint is None:
         raise FarreidError(f"training in {result.run_dir} left no checkpoint")
-    return path
+    return result.last_checkpoint
 
 
 def run_demo(
     out_dir: str | Path = "runs/demo",
-    minutes: float = DEFAULT_MINUTES,
+    scale: float = 1.0,
     seed: int = 0,
     fresh: bool = False,
     console: bool = True,
     num_ids: int = DATA_OPTIONS["num_ids"],
     overrides: Sequence[str] = (),
+    ablations: bool = True,
 ) -> DemoResult:
-    """Run the demo into `out_dir`; `num_ids` sizes the synthetic set (half train, half test); `overrides` are
-    dotted config overrides on the demo recipe (e.g. `device=cuda`)."""
+    """Run the demo into `out_dir`; `scale` multiplies every training schedule; `num_ids` sizes the synthetic set
+    (half train, half test); `overrides` are dotted config overrides on the demo recipe (e.g. `device=cuda`);
+    `ablations=False` trains only the default and the from-scratch models."""
     from farreid.data import build_dataset_from_config
     from farreid.engine import train
     from farreid.engine.build import infer_num_keys
@@ -110,78 +147,164 @@ def run_demo(
     from farreid.inference.evaluate import embed_protocols, evaluate_embedded
     from farreid.models import FarReID
     from farreid.report.demo_report import write_demo_report
+    from farreid.utils.io import atomic_write_json
     from farreid.utils.run import seed_everything
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    cfg = demo_config(out_dir, scale, seed, overrides)  # every option checked before anything is touched
     if fresh and out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(None, console=console)
-    cfg = demo_config(out_dir, minutes, seed, overrides)
-    ensure_data(Path(cfg.data.root), seed, num_ids)
+    data_summary = ensure_data(Path(cfg.data.root), seed, num_ids)
     dataset = build_dataset_from_config(cfg.data)
+    timings: dict[str, float] = {"data": time.perf_counter() - started}
 
-    # 1. the untrained model: same architecture and seed, random weights
-    seed_everything(cfg.seed)
-    untrained = ReIDModel(FarReID.from_config(cfg, num_classes=dataset.train.num_pids,
-                                              num_keys=infer_num_keys(cfg, dataset)), cfg)
-
-    # 2. training: attention pooling (stages 1 + 2), then mean pooling from the same stage-1 result
-    attention = train(replace(cfg, name="attention"), resume="auto", console=console)
-    stage1 = attention.run_dir / "checkpoints" / "stage1.pt"
-    mean_cfg = replace(
-        cfg, name="mean_pooling", model=replace(cfg.model, pooling="mean"),
-        train=replace(cfg.train, stages=["stage2"], stage1_checkpoint=str(stage1)),
-    )
-    mean = train(mean_cfg, resume="auto", console=console)
+    # 1. training: the recipe (stages 1 + 2), from scratch, and the stage-2 ablations from the recipe's prompts
+    runs = {}
+    rows = (FROM_SCRATCH, *(ABLATIONS if ablations else ()))
+    stage1 = Path(cfg.out_dir) / TRAINED.name / "checkpoints" / "stage1.pt"
+    configs = {row.name: row_config(out_dir, row, stage1, scale, seed, overrides) for row in rows}
+    trained = train(replace(cfg, name=TRAINED.name), resume="auto", console=console)
+    runs[TRAINED.name] = trained
+    for row in rows:
+        runs[row.name] = train(configs[row.name], resume="auto", console=console)
     setup_logging(None, console=console)  # training pointed the log at its run; back to the console only
+    timings["training"] = time.perf_counter() - started - timings["data"]
 
-    # 3. evaluation: each model embeds the test protocols once; the trained ones are ranked with and without
-    #    re-ranking
-    variants = []
-    plans = [
-        ("untrained", "attention", (False,), untrained),
-        ("trained", "mean", (False, True), _checkpoint(mean)),
-        ("trained", "attention", (False, True), _checkpoint(attention)),
+    # 2. evaluation: every model embeds the test protocols once (the recipe's also ranked with re-ranking)
+    from farreid.inference.histogram import ColourHistogram
+
+    seed_everything(cfg.seed)
+    untrained = ReIDModel(FarReID.from_config(replace(cfg, model=replace(cfg.model, pretrained="")),
+                                              num_classes=dataset.train.num_pids,
+                                              num_keys=infer_num_keys(cfg, dataset)), cfg)
+    histogram = ColourHistogram((cfg.data.height, cfg.data.width), cfg.data.test_frames, cfg.data.test_sampling,
+                                cfg.data.interpolation)
+    plans: list[tuple[str, str, object, tuple[bool, ...]]] = [
+        ("colour_histogram", "fixed colour histograms of three body bands (no learning)", histogram, (False,)),
+        ("untrained", "the model's architecture with random weights", untrained, (False,)),
+        (FROM_SCRATCH.name, FROM_SCRATCH.description, _checkpoint(runs[FROM_SCRATCH.name]), (False,)),
+        (TRAINED.name, TRAINED.description, _checkpoint(trained), (False, True)),
+        *((row.name, row.description, _checkpoint(runs[row.name]), (False,)) for row in ABLATIONS if row.name in runs),
     ]
-    for label, pooling, reranks, model in plans:
-        log.info(f"embedding the test protocols with the {label} {pooling}-pooling model")
-        protocols, device = embed_protocols(model, cfg, out_dir / "eval" / f"{label}_{pooling}" / "features")
+    variants = []
+    for name, description, model, reranks in plans:
+        log.info(f"embedding the test protocols: {name}")
+        if isinstance(model, ColourHistogram):
+            protocols, device = _embed_histogram(model, dataset), "cpu"
+        else:
+            protocols, device = embed_protocols(model, cfg, out_dir / "eval" / name / "features")
         for rerank in reranks:
-            name = f"{label}_{pooling}" + ("_rerank" if rerank else "")
-            eval_dir = out_dir / "eval" / name
-            result = evaluate_embedded(protocols, cfg, eval_dir, device=device, rerank=rerank, show_queries=3,
-                                       title=f"farreid demo: {name.replace('_', ' ')}")
-            variants.append(Variant(label, pooling, rerank, result, eval_dir))
+            row = name + ("_rerank" if rerank else "")
+            eval_dir = out_dir / "eval" / row
+            shown = 3 if name in (TRAINED.name, "colour_histogram") and not rerank else 0
+            result = evaluate_embedded(protocols, cfg, eval_dir, device=device, rerank=rerank, show_queries=shown,
+                                       title=f"farreid demo: {row.replace('_', ' ')}")
+            variants.append(Variant(row, description + (", k-reciprocal re-ranking" if rerank else ""), result, eval_dir))
+
+    # 3. what the attention pooling does with faulty frames, and what the starting towers know
+    best = ReIDModel.from_checkpoint(_checkpoint(trained), device=cfg.device, precision=cfg.precision)
+    attention = attention_by_fault(best, dataset, data_summary)
+    zero_shot = shipped_zero_shot(cfg)
+    timings["evaluation"] = time.perf_counter() - started - timings["data"] - timings["training"]
 
     seconds = time.perf_counter() - started
     table = results_table(variants)
+    summary = out_dir / "summary.json"
+    atomic_write_json(summary, {
+        "seconds": round(seconds, 1), "timings": {k: round(v, 1) for k, v in timings.items()},
+        "rows": [summary_row(v) for v in variants], "attention": attention, "zero_shot": zero_shot,
+    })
     report = write_demo_report(
-        out_dir / "report.html", cfg=cfg, dataset=dataset, variants=variants,
-        runs={"attention": attention.run_dir, "mean pooling": mean.run_dir}, seconds=seconds,
+        out_dir / "report.html", cfg=cfg, dataset=dataset, variants=variants, runs={k: r.run_dir for k, r in runs.items()},
+        seconds=seconds, attention=attention, zero_shot=zero_shot, model=best, faults=data_summary.get("faults", {}),
     )
-    return DemoResult(out_dir, report, table, variants, seconds)
+    return DemoResult(out_dir, report, summary, table, variants, attention, zero_shot, seconds)
+
+
+def _embed_histogram(histogram, dataset) -> list:
+    from farreid.eval import ProtocolData
+
+    return [ProtocolData(name, histogram.feature_set(p.query), histogram.feature_set(p.gallery))
+            for name, p in dataset.protocols.items()]
+
+
+def test_tracklets(dataset) -> list:
+    """Every test tracklet once (a tracklet appears in several protocols), in a stable order."""
+    seen, out = set(), []
+    for protocol in dataset.protocols.values():
+        for t in (*protocol.query, *protocol.gallery):
+            if t.name not in seen:
+                seen.add(t.name)
+                out.append(t)
+    return out
+
+
+def attention_by_fault(model, dataset, data_summary: dict) -> dict:
+    """Mean relative attention weight (weight x T: 1 = a uniform share) of the test frames, by fault kind."""
+    import numpy as np
+
+    from farreid.data.sampling import sample_clip
+
+    faults = data_summary.get("faults", {})
+    tracklets = [t for t in test_tracklets(dataset) if t.name in faults]
+    if not tracklets:
+        return {}
+    weights = model.frame_weights(tracklets)
+    shares: dict[str, list[float]] = {}
+    for t, w in zip(tracklets, weights):
+        frames = sample_clip(model.sampling, len(t.frames), model.num_frames, np.random.default_rng(0))
+        for f, weight in zip(frames.tolist(), w.tolist()):
+            shares.setdefault(faults[t.name][f], []).append(weight * len(w))
+    return {kind: {"relative_weight": float(np.mean(v)), "frames": len(v)} for kind, v in sorted(shares.items())}
+
+
+def shipped_zero_shot(cfg: Config) -> dict:
+    """Zero-shot attribute retrieval of the towers the recipe starts from, on held-out captioned renders."""
+    if not cfg.model.pretrained:
+        return {}
+    from farreid.data.synthetic.corpus import render_corpus
+    from farreid.eval.zeroshot import zero_shot_attributes
+    from farreid.models.clip.factory import create_clip
+    from farreid.models.clip.tokenizer import ClipTokenizer
+
+    clip = create_clip(cfg.model.backbone, cfg.model.pretrained, activation=cfg.model.activation)
+    heldout = render_corpus(200, 4, seed=0, size=(cfg.data.height, cfg.data.width), split="heldout",
+                            interpolation=cfg.data.interpolation)
+    return zero_shot_attributes(clip, ClipTokenizer.from_path(), heldout.images, heldout.attributes)
+
+
+def summary_row(v: Variant) -> dict:
+    """mAP and R1 per protocol and overall (query-pooled), as fractions."""
+    from farreid.eval.protocols import CASE_ORDER
+
+    ranks = {p.name: p.rank for p in v.result.protocols if p.rank is not None}
+    pooled = v.result.pooled
+    mAP = {name: ranks[name].mAP for name in CASE_ORDER if name in ranks}
+    r1 = {name: float(ranks[name].rank(1)) for name in CASE_ORDER if name in ranks}
+    if pooled is not None:
+        mAP["overall"], r1["overall"] = pooled.mAP, float(pooled.rank(1))
+    return {"name": v.name, "description": v.description, "mAP": mAP, "R1": r1}
 
 
 def result_rows(variants: list[Variant]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the results table: mAP and R1 per protocol and the pooled overall mAP, in %."""
     from farreid.eval.protocols import CASE_ORDER
 
-    header = ["model", "pooling", "re-ranking"]
+    header = ["model"]
     for name in CASE_ORDER:
         header += [f"{name} mAP", f"{name} R1"]
     header.append("overall mAP")
     rows = []
     for v in variants:
-        ranks = {p.name: p.rank for p in v.result.protocols}
-        row = [v.label, v.pooling, "yes" if v.rerank else "no"]
+        row = summary_row(v)
+        cells = [v.name]
         for name in CASE_ORDER:
-            rank = ranks.get(name)
-            row += [f"{100 * rank.mAP:.1f}", f"{100 * rank.rank(1):.1f}"] if rank else ["-", "-"]
-        pooled = v.result.pooled
-        row.append(f"{100 * pooled.mAP:.1f}" if pooled else "-")
-        rows.append(row)
+            cells += [f"{100 * row['mAP'][name]:.1f}", f"{100 * row['R1'][name]:.1f}"] if name in row["mAP"] else ["-", "-"]
+        cells.append(f"{100 * row['mAP']['overall']:.1f}" if "overall" in row["mAP"] else "-")
+        rows.append(cells)
     return header, rows
 
 
@@ -189,6 +312,6 @@ def results_table(variants: list[Variant]) -> str:
     header, rows = result_rows(variants)
     lines = [header, *rows]
     widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
-    text = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in lines]
+    text = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(text)

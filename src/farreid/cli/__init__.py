@@ -22,7 +22,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from farreid.cli import config, data, demo, evaluate, export, extract, search, train  # noqa: E402,F401  (registration)
+from farreid.cli import config, data, demo, evaluate, export, extract, pretrain, search, train  # noqa: E402,F401  (registration)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -90,7 +90,7 @@ class TextConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "ViT-B/16"  # a name from farreid.models.clip configs, or inferred from `pretrained`
-    pretrained: str = ""  # local checkpoint path; empty = random init (tests, tiny demo)
+    pretrained: str = ""  # local checkpoint path, or a shipped name (synthetic-people-tiny); empty = random init
     allow_torchscript: bool = False  # run TorchScript archives' code instead of reading them as data
     activation: str = "auto"  # auto (checkpoint's / QuickGELU for OpenAI weights) | quick_gelu | gelu
     stride: int = 0  # patch-embedding stride; 0 = patch size
@@ -149,6 +149,28 @@ class Stage2Config:
 
 
 @dataclass
+class PretrainConfig:
+    """CLIP-style image-text pretraining of both towers on captioned synthetic renders (`farreid pretrain`).
+
+    The corpus is rendered from `seed`; its people are disjoint from the synthetic ReID data set's. AdamW (no
+    decay on gains, biases and embeddings), cosine schedule per step, learned temperature.
+    """
+
+    num_ids: int = 1500  # pretraining people
+    images_per_id: int = 12  # captioned renders of each
+    heldout_ids: int = 200  # further people for the zero-shot attribute check after each epoch
+    heldout_images_per_id: int = 4
+    epochs: int = 6
+    batch_size: int = 256  # image-text pairs a step (global, over all processes)
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_epochs: int = 1
+    warmup_factor: float = 0.01
+    min_lr: float = 1e-5
+    output: str = "towers.safetensors"  # OpenAI-named CLIP state dict (fp16), written into the run directory
+
+
+@dataclass
 class TrainConfig:
     stages: list[str] = field(default_factory=lambda: ["stage1", "stage2"])
     stage1: Stage1Config = field(default_factory=Stage1Config)
@@ -198,6 +220,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -228,6 +251,13 @@ POSITIVE: tuple[str, ...] = (
     "data.tracklets_per_id",
     "model.adapter.bottleneck",
     "model.pbp.length",
+    "pretrain.num_ids",
+    "pretrain.images_per_id",
+    "pretrain.heldout_ids",
+    "pretrain.heldout_images_per_id",
+    "pretrain.epochs",
+    "pretrain.batch_size",
+    "pretrain.lr",
     "train.stage1.epochs",
     "train.stage1.batch_size",
     "train.stage1.lr",

@@ -19,18 +19,21 @@ from farreid.errors import FarreidError
 from farreid.utils.io import atomic_torch_save
 
 FORMAT = "farreid-train-checkpoint/1"
-STAGES = ("stage1", "stage2")
-STEP_FILE = re.compile(r"^(stage[12])-step(\d+)\.pt$")
+STAGES = ("pretrain", "stage1", "stage2")  # in the order they run; pretraining has a run of its own
+STEP_FILE = re.compile(r"^(pretrain|stage[12])-step(\d+)\.pt$")
 
 # Keys that say where things are or how verbosely a run works, not what it computes; they may differ on resume.
 RESUME_FREE_KEYS = (
     "name", "out_dir", "device", "data.root", "data.workers", "model.pretrained", "model.allow_torchscript",
     "train.log_every", "train.keep_last", "train.checkpoint_every", "train.eval_every", "train.stage1_checkpoint", "eval",
+    "pretrain",  # shapes the `farreid pretrain` run that made model.pretrained, not this one
 )
 # What a stage-1 result must share with the stage-2 run that reads it: the model and the identity labels.
 STAGE1_KEYS = ("seed", "data.dataset", "data.options", "data.val_ids", "model")
-# Model keys that only shape stage 2 (stage 1 runs the plain tower, frames averaged): a stage-2 ablation may vary them.
-STAGE2_ONLY_MODEL_KEYS = ("model.pooling", "model.finetune_last_n", "model.finetune_lr_mult", "model.grad_checkpointing")
+# Model keys that only shape stage 2 (stage 1 runs the plain tower, frames averaged, without adapters or prompts):
+# a stage-2 ablation may vary them.
+STAGE2_ONLY_MODEL_KEYS = ("model.pooling", "model.finetune_last_n", "model.finetune_lr_mult", "model.grad_checkpointing",
+                          "model.adapter", "model.pbp")
 
 
 class CheckpointError(FarreidError):
@@ -159,7 +162,7 @@ class CheckpointManager:
     def step_checkpoints(self) -> list[Path]:
         """Step checkpoints oldest first (stage 1 before stage 2, then by step)."""
         found = []
-        for p in self.directory.glob("stage*-step*.pt"):
+        for p in self.directory.glob("*-step*.pt"):
             m = STEP_FILE.match(p.name)
             if m:
                 found.append((STAGES.index(m.group(1)), int(m.group(2)), p))

@@ -21,7 +21,7 @@ from farreid.config import Config
 from farreid.data import build_dataset_from_config
 from farreid.data.registry import dataset_options
 from farreid.errors import FarreidError
-from farreid.eval import EvaluationResult, ProtocolData, RerankParams, run_evaluation, save_protocol
+from farreid.eval import EvaluationResult, FeatureSet, ProtocolData, RerankParams, run_evaluation, save_protocol
 from farreid.inference.loading import checkpoint_config
 from farreid.inference.model import ReIDModel
 from farreid.utils.io import safe_join
@@ -81,14 +81,44 @@ def embed_protocols(
     dataset = build_dataset_from_config(cfg.data, **extra)
     if not dataset.protocols:
         raise FarreidError(f"dataset {cfg.data.dataset!r} at {cfg.data.root} has no test protocol (query and gallery)")
+    splits = [split for protocol in dataset.protocols.values() for split in (protocol.query, protocol.gallery)]
+    features = embed_once(runner, splits)
     protocols = []
-    for name, protocol in dataset.protocols.items():
-        log.info(f"{name}: embedding {len(protocol.query)} query and {len(protocol.gallery)} gallery tracklets")
-        data = ProtocolData(name, runner.feature_set(protocol.query), runner.feature_set(protocol.gallery))
+    for (name, protocol), (query, gallery) in zip(dataset.protocols.items(), zip(features[::2], features[1::2])):
+        log.info(f"{name}: {len(protocol.query)} query and {len(protocol.gallery)} gallery tracklets")
+        data = ProtocolData(name, FeatureSet.from_tracklets(query, list(protocol.query)),
+                            FeatureSet.from_tracklets(gallery, list(protocol.gallery)))
         if features_dir is not None:
             save_protocol(data, Path(features_dir), runner.describe())
         protocols.append(data)
     return protocols, runner.precision.device
+
+
+def _copy_key(tracklet) -> tuple:
+    """What makes two records one tracklet: DetReIDX stores a test tracklet once per case it belongs to (the same
+    name, the same frame files copied into each case folder)."""
+    first, last = Path(tracklet.frames[0]), Path(tracklet.frames[-1])
+    return (tracklet.name, tracklet.pid, tracklet.camid, tuple(Path(f).name for f in tracklet.frames),
+            first.stat().st_size, last.stat().st_size)
+
+
+def embed_once(runner: ReIDModel, splits: list) -> list[torch.Tensor]:
+    """The embeddings of every split, each distinct tracklet embedded once however many splits hold a copy."""
+    index: dict[tuple, int] = {}
+    unique, positions = [], []
+    for split in splits:
+        rows = []
+        for t in split:
+            key = _copy_key(t)
+            if key not in index:
+                index[key] = len(unique)
+                unique.append(t)
+            rows.append(index[key])
+        positions.append(rows)
+    total = sum(len(p) for p in positions)
+    log.info(f"embedding {len(unique)} distinct tracklets ({total} in all splits)")
+    features = torch.from_numpy(runner.embed_tracklets(unique))
+    return [features[rows] for rows in positions]
 
 
 def evaluate_embedded(

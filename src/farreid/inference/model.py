@@ -177,6 +177,22 @@ class ReIDModel:
         dataset = ClipDataset(tracklets, self.size, self.num_frames, self.clip_sampling, ClipEval(), 0, self.interpolation)
         return self._run(dataset, len(tracklets), self.workers, flip, batch_size)
 
+    @torch.no_grad()
+    def frame_weights(self, tracklets: Sequence[Tracklet]) -> np.ndarray:
+        """(N, T) temporal pooling weights of the final-CLS pooling for each tracklet's sampled frames (test
+        sampling, no flip): which frames the model trusts. Rows sum to 1; mean pooling gives uniform rows."""
+        tracklets = list(tracklets)
+        self.check_prompt_keys(tracklets)
+        dataset = ClipDataset(tracklets, self.size, self.num_frames, self.sampling, ClipEval(), 0, self.interpolation)
+        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=collate_clips)
+        out = []
+        for batch in loader:
+            clip, mask = batch["clip"].to(self.precision.device), batch["mask"].to(self.precision.device)
+            with self.precision.autocast():
+                frames = self.model.frame_features(clip, self.model.prompt_keys(batch), mask)
+                out.append(self.model.pool.weights(frames.final, mask).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.num_frames), np.float32)
+
     def embed(
         self,
         inputs: Any,

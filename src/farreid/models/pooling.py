@@ -27,8 +27,15 @@ class TemporalPooling(nn.Module):
                 return frames.mean(dim=1)
             weights = mask.to(frames.dtype).unsqueeze(-1)
             return (frames * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        return (frames * self.weights(frames, mask).unsqueeze(-1)).sum(dim=1)
+
+    def weights(self, frames: Tensor, mask: Tensor | None = None) -> Tensor:
+        """(B, T) frame weights summing to 1 (uniform over the real frames for mean pooling): what the pooling
+        trusts, for inspection."""
+        if self.score is None:
+            real = torch.ones(frames.shape[:2], dtype=frames.dtype, device=frames.device) if mask is None else mask.to(frames.dtype)
+            return real / real.sum(dim=1, keepdim=True).clamp_min(1.0)
         scores = self.score(frames).squeeze(-1)  # (B, T)
         if mask is not None:
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        weights = scores.softmax(dim=1).unsqueeze(-1)
-        return (frames * weights).sum(dim=1)
+        return scores.softmax(dim=1)

@@ -52,3 +52,36 @@ def tracklet_grid(tracklets: Sequence[Tracklet], captions: Sequence[str], frames
                 grid.paste(img.convert("RGB").resize(cell, Image.NEAREST), (x, gap + row * h))
         draw.multiline_text((x, gap + frames * h + 3), caption, fill=(0, 0, 0), font=font, spacing=1)
     return png_bytes(grid)
+
+
+FAULT_LABELS = {"motion_blur": "blur", "occlusion": "occluded"}
+FAULT_COLOURS = {"clean": (90, 150, 90), "drift": (200, 120, 30), "occlusion": (170, 60, 170), "motion_blur": (200, 50, 50)}
+
+
+def attention_strips(rows: Sequence[tuple[str, Sequence[str], Sequence[float], Sequence[str]]],
+                     cell: tuple[int, int] = (40, 80)) -> bytes:
+    """One strip per tracklet: its sampled frames, under each a bar of its pooling weight (relative to a uniform
+    share; the dashed line is 1) coloured by what the frame holds. rows: (title, frame paths, weights, kinds)."""
+    font = ImageFont.load_default()
+    w, h = cell
+    bar_h, text_h, title_h, gap = 40, 12, 14, 4
+    width = gap + max((len(paths) for _, paths, _, _ in rows), default=1) * (w + gap)
+    strip = title_h + h + bar_h + text_h + 2 * gap
+    image = Image.new("RGB", (width, strip * len(rows) + gap), "white")
+    draw = ImageDraw.Draw(image)
+    for r, (title, paths, weights, kinds) in enumerate(rows):
+        top = gap + r * strip
+        draw.text((gap, top), title, fill=(0, 0, 0), font=font)
+        scale = len(weights)  # weight x T: 1 = the uniform share
+        for i, (path, weight, kind) in enumerate(zip(paths, weights, kinds)):
+            x = gap + i * (w + gap)
+            with Image.open(path) as img:
+                image.paste(img.convert("RGB").resize(cell, Image.NEAREST), (x, top + title_h))
+            base = top + title_h + h + bar_h
+            rel = min(weight * scale, 3.0)
+            draw.rectangle((x + 4, base - rel / 3.0 * bar_h, x + w - 4, base), fill=FAULT_COLOURS.get(kind, (120, 120, 120)))
+            uniform = base - bar_h / 3.0
+            for dx in range(0, w, 4):
+                draw.line((x + dx, uniform, x + min(dx + 2, w), uniform), fill=(0, 0, 0))
+            draw.text((x, base + 1), FAULT_LABELS.get(kind, kind), fill=(0, 0, 0), font=font)
+    return png_bytes(image)

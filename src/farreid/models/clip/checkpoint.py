@@ -20,6 +20,7 @@ from torch import Tensor
 from farreid.errors import FarreidError
 from farreid.models.clip.configs import ClipSpec, TextSpec, VisionSpec, check_activation
 from farreid.models.clip.hf import hf_to_openai, is_hf_state_dict, spec_from_hf_config
+from farreid.models.clip.shipped import SHIPPED, resolve_pretrained
 from farreid.models.clip.torchscript import is_torchscript_archive, read_torchscript_tensors
 
 EXPECTED = (
@@ -42,10 +43,11 @@ class ClipCheckpoint:
 
 def read_checkpoint(path: str | Path, allow_torchscript: bool = False, activation: str = "auto") -> ClipCheckpoint:
     """Read `path` and infer its architecture. `activation` "auto" takes the HF config's, else QuickGELU
-    (OpenAI's weights; LAION-trained open_clip weights need "gelu")."""
-    path = Path(path).expanduser()
+    (OpenAI's weights; LAION-trained open_clip weights need "gelu"). `path` may name a shipped checkpoint."""
+    path = resolve_pretrained(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path} (expected {EXPECTED})")
+        raise CheckpointError(f"checkpoint not found: {path} (expected {EXPECTED}, or a shipped name: "
+                              f"{', '.join(SHIPPED)})")
     hf_config = None
     try:
         if path.is_dir():

@@ -6,7 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from farreid.models.clip.checkpoint import CheckpointError, read_checkpoint
-from farreid.models.clip.configs import ClipSpec, check_activation, clip_config
+from farreid.models.clip.configs import CLIP_CONFIGS, ClipSpec, check_activation, clip_config
+from farreid.models.clip.shipped import resolve_pretrained
 from farreid.models.clip.model import CLIP
 
 AUTO = ("", "auto")
@@ -36,7 +37,7 @@ def create_clip(
     `backbone` names a config (ViT-B/16, ViT-L/14, tiny, ...) or is a checkpoint path. With `pretrained`
     the architecture comes from the checkpoint, and a named `backbone` that disagrees with it is an error.
     """
-    if not pretrained and backbone not in AUTO and Path(backbone).expanduser().exists():
+    if not pretrained and backbone not in AUTO and backbone not in CLIP_CONFIGS and resolve_pretrained(backbone).exists():
         backbone, pretrained = "auto", backbone
     build = dict(image_size=image_size, stride=stride or None, pos_resize=pos_resize, autocast=autocast)
     if not pretrained:
