@@ -41,7 +41,7 @@ class _Page(HTMLParser):
 
 TOY = dict(scale=0.05, num_ids=24, console=False,
            overrides=["data.val_ids=4", "data.ids_per_batch=4", "data.test_frames=4", "eval.batch_size=32"])
-ROWS = ["colour_histogram", "untrained", "from_scratch", "trained", "trained_rerank", "mean_pooling", "no_prompts",
+ROWS = ["colour_histogram", "untrained", "pretrained_frozen", "from_scratch", "trained", "trained_rerank", "mean_pooling", "no_prompts",
         "frozen_backbone", "no_degradation"]
 
 

@@ -118,12 +118,15 @@ def test_stage2_from_a_stage1_result_matches_the_two_stage_run(tmp_path, uninter
     final = load_checkpoint(second.last_checkpoint)
     for key, value in uninterrupted["model"].items():
         assert torch.equal(final["model"][key], value), key
-    other_model = toy_config(tmp_path, *RESUME_OVERRIDES, "train.stages=[stage2]", "model.adapter.bottleneck=16",
+    # the prompt learner's shape is what stage 1 learned: another one cannot start from it
+    other_model = toy_config(tmp_path, *RESUME_OVERRIDES, "train.stages=[stage2]", "model.text.n_ctx=4",
                              "name=other", f"train.stage1_checkpoint={first.last_checkpoint}")
-    with pytest.raises(CheckpointError, match=r"cannot start stage 2 from .*stage1.pt.*model.adapter.bottleneck: 256 -> 16"):
+    with pytest.raises(CheckpointError, match=r"cannot start stage 2 from .*stage1.pt.*model.text.n_ctx: 8 -> 4"):
         train(other_model, parts=toy_parts(other_model), console=False)
-    # pooling only shapes stage 2 (stage 1 averages frames of the plain tower): the pooling ablation may reuse it
+    # pooling, adapters and prompts only shape stage 2 (stage 1 averages frames of the plain tower): the demo's
+    # ablations may reuse it
     mean_pooling = toy_config(tmp_path, *RESUME_OVERRIDES, "train.stages=[stage2]", "model.pooling=mean",
+                              "model.adapter.bottleneck=16", "model.pbp.enabled=false",
                               "name=mean", f"train.stage1_checkpoint={first.last_checkpoint}")
     assert train(mean_pooling, parts=toy_parts(mean_pooling), console=False).completed
 

@@ -177,14 +177,20 @@ def run_demo(
     from farreid.inference.histogram import ColourHistogram
 
     seed_everything(cfg.seed)
+    num_keys = infer_num_keys(cfg, dataset)
     untrained = ReIDModel(FarReID.from_config(replace(cfg, model=replace(cfg.model, pretrained="")),
-                                              num_classes=dataset.train.num_pids,
-                                              num_keys=infer_num_keys(cfg, dataset)), cfg)
+                                              num_classes=dataset.train.num_pids, num_keys=num_keys), cfg)
+    # the shipped towers as they are: zero-initialised adapters add nothing, no prompts, frames averaged
+    as_shipped = replace(cfg.model, adapter=replace(cfg.model.adapter, zero_init=True),
+                         pbp=replace(cfg.model.pbp, enabled=False), pooling="mean")
+    frozen = ReIDModel(FarReID.from_config(replace(cfg, model=as_shipped), num_classes=dataset.train.num_pids,
+                                           num_keys=num_keys), cfg)
     histogram = ColourHistogram((cfg.data.height, cfg.data.width), cfg.data.test_frames, cfg.data.test_sampling,
                                 cfg.data.interpolation)
     plans: list[tuple[str, str, object, tuple[bool, ...]]] = [
         ("colour_histogram", "fixed colour histograms of three body bands (no learning)", histogram, (False,)),
         ("untrained", "the model's architecture with random weights", untrained, (False,)),
+        ("pretrained_frozen", "the shipped vision-language towers as they are, no ReID training", frozen, (False,)),
         (FROM_SCRATCH.name, FROM_SCRATCH.description, _checkpoint(runs[FROM_SCRATCH.name]), (False,)),
         (TRAINED.name, TRAINED.description, _checkpoint(trained), (False, True)),
         *((row.name, row.description, _checkpoint(runs[row.name]), (False,)) for row in ABLATIONS if row.name in runs),
@@ -210,18 +216,18 @@ def run_demo(
     zero_shot = shipped_zero_shot(cfg)
     timings["evaluation"] = time.perf_counter() - started - timings["data"] - timings["training"]
 
+    report = write_demo_report(
+        out_dir / "report.html", cfg=cfg, dataset=dataset, variants=variants, runs={k: r.run_dir for k, r in runs.items()},
+        seconds=time.perf_counter() - started, attention=attention, zero_shot=zero_shot, model=best,
+        faults=data_summary.get("faults", {}),
+    )
     seconds = time.perf_counter() - started
-    table = results_table(variants)
     summary = out_dir / "summary.json"
     atomic_write_json(summary, {
         "seconds": round(seconds, 1), "timings": {k: round(v, 1) for k, v in timings.items()},
         "rows": [summary_row(v) for v in variants], "attention": attention, "zero_shot": zero_shot,
     })
-    report = write_demo_report(
-        out_dir / "report.html", cfg=cfg, dataset=dataset, variants=variants, runs={k: r.run_dir for k, r in runs.items()},
-        seconds=seconds, attention=attention, zero_shot=zero_shot, model=best, faults=data_summary.get("faults", {}),
-    )
-    return DemoResult(out_dir, report, summary, table, variants, attention, zero_shot, seconds)
+    return DemoResult(out_dir, report, summary, results_table(variants), variants, attention, zero_shot, seconds)
 
 
 def _embed_histogram(histogram, dataset) -> list:
@@ -231,7 +237,7 @@ def _embed_histogram(histogram, dataset) -> list:
             for name, p in dataset.protocols.items()]
 
 
-def test_tracklets(dataset) -> list:
+def unique_test_tracklets(dataset) -> list:
     """Every test tracklet once (a tracklet appears in several protocols), in a stable order."""
     seen, out = set(), []
     for protocol in dataset.protocols.values():
@@ -249,7 +255,7 @@ def attention_by_fault(model, dataset, data_summary: dict) -> dict:
     from farreid.data.sampling import sample_clip
 
     faults = data_summary.get("faults", {})
-    tracklets = [t for t in test_tracklets(dataset) if t.name in faults]
+    tracklets = [t for t in unique_test_tracklets(dataset) if t.name in faults]
     if not tracklets:
         return {}
     weights = model.frame_weights(tracklets)

@@ -30,7 +30,7 @@ ABLATION_NOTE = (
     "differences of a point or two are within run-to-run noise (benchmarks/bench_demo_ablation.py gives mean and "
     "standard deviation over seeds); the report declares no winner."
 )
-MAIN_ROWS = ("colour_histogram", "untrained", "from_scratch", "trained")
+MAIN_ROWS = ("colour_histogram", "untrained", "pretrained_frozen", "from_scratch", "trained")
 
 
 def data_section(dataset: ReIDDataset, root: str) -> str:
@@ -139,7 +139,7 @@ def attention_section(model, dataset: ReIDDataset, attention: dict, faults: dict
     if not attention:
         return ""
     from farreid.data.sampling import sample_clip
-    from farreid.demo import test_tracklets
+    from farreid.demo import unique_test_tracklets
     from farreid.report.plots import attention_strips
 
     import numpy as np
@@ -148,7 +148,7 @@ def attention_section(model, dataset: ReIDDataset, attention: dict, faults: dict
         ("frames", "count", "mean weight (1 = uniform share)"),
         [(kind, v["frames"], f"{v['relative_weight']:.2f}") for kind, v in attention.items()],
     )
-    faulty = [t for t in test_tracklets(dataset) if t.name in faults and faults[t.name].count("clean") < len(faults[t.name]) - 2]
+    faulty = [t for t in unique_test_tracklets(dataset) if t.name in faults and faults[t.name].count("clean") < len(faults[t.name]) - 2]
     picked = faulty[:: max(1, len(faulty) // shown)][:shown]
     rows = []
     if picked:
