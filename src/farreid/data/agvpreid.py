@@ -1,0 +1,58 @@
+"""AG-VPReID (the aerial-ground video ReID challenge set) in its published layout.
+
+    ROOT/train/<pid>/<tracklet>/*.jpg
+    ROOT/case1_aerial_to_ground/{query,gallery}/<pid>/<tracklet>/*.jpg   A2G: aerial query, ground gallery
+    ROOT/case2_ground_to_aerial/{query,gallery}/...                      G2A: ground query, aerial gallery
+    ROOT/attributes/                                                     soft-biometric tables (not read)
+
+The camera is the number after the first `C` of a tracklet's first frame name (as the challenge baseline reads
+it); cameras 0-1 are CCTV and 2-3 wearable (ground), 4-5 UAV (aerial), as the dataset's README lists them.
+Train pids are relabelled 0..N-1; the challenge's query/gallery folders are anonymised (tracklet folders, or
+identity folders that are not integers) and load with pid -1, exactly as in the DetReIDX layout.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from farreid.data.registry import register_dataset, select_protocols
+from farreid.data.scan import require_dir
+from farreid.data.splittree import TrackletInfo, load_split
+from farreid.data.tracklet import Protocol, ReIDDataset, TrackletSet, relabel
+from farreid.errors import FarreidError
+
+CASES = {"A2G": "case1_aerial_to_ground", "G2A": "case2_ground_to_aerial"}
+AERIAL_CAMERAS = (4, 5)
+_CAMERA = re.compile(r"C(\d+)")
+
+
+def _describe(folder: Path, frame_names: list[str], name: str) -> TrackletInfo:
+    match = _CAMERA.search(frame_names[0])
+    if match is None:
+        raise FarreidError(f"no camera field (C<k>) in AG-VPReID frame name {folder / frame_names[0]}")
+    camid = int(match.group(1))
+    return TrackletInfo("aerial" if camid in AERIAL_CAMERAS else "ground", camid)
+
+
+@register_dataset("agvpreid")
+def build_agvpreid(root: Path, protocol: str = "all", load_train: bool = True) -> ReIDDataset:
+    """Index an AG-VPReID tree: `train/` (unless `load_train=False`) and the cases of `protocol`
+    (`all`, `A2G`, `G2A`, or `A2G,G2A`)."""
+    root = require_dir(root, "AG-VPReID root")
+    names = select_protocols(protocol, list(CASES), "AG-VPReID")
+    if load_train:  # every folder exists before the long walk starts
+        require_dir(root / "train", "AG-VPReID train folder")
+    for name in names:
+        for part in ("query", "gallery"):
+            require_dir(root / CASES[name] / part, f"AG-VPReID {name} {part} folder")
+    train, raw_pids = [], ()
+    if load_train:
+        train, _ = load_split(root / "train", True, _describe)
+        train, raw_pids = relabel(train)
+    protocols = {}
+    for name in names:
+        query, _ = load_split(root / CASES[name] / "query", False, _describe)
+        gallery, _ = load_split(root / CASES[name] / "gallery", False, _describe)
+        protocols[name] = Protocol(name, TrackletSet("query", query), TrackletSet("gallery", gallery))
+    return ReIDDataset("agvpreid", str(root), TrackletSet("train", train), protocols, raw_pids)
