@@ -114,6 +114,7 @@ def evaluate(
         protocols, out, metric=e.metric, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at), rerank=rerank,
         chunk_size=e.query_chunk, device=resolve_device(cfg.device), write_csv=e.write_csv,
         show_queries=e.show_queries, show_topk=e.show_topk, title=f"farreid evaluation: {cfg.name}",
+        ap_interpolation=e.ap_interpolation,
     )
     typer.echo(result.table())
     typer.echo(f"results in {out}")
