@@ -16,7 +16,7 @@ import numpy as np
 
 from farreid.errors import FarreidError
 from farreid.eval.metrics import RankResult, evaluate_rank
-from farreid.eval.protocols import CASE_ORDER, ProtocolData
+from farreid.eval.protocols import CASE_ORDER, EvaluationResult, ProtocolData, ProtocolResult
 from farreid.utils.io import atomic_write_text
 
 CASE_NAMES = {
@@ -63,13 +63,13 @@ def write_submission(path: str | Path, cases: dict[str, tuple[ProtocolData, np.n
     return row_id
 
 
-def read_submission(path: str | Path) -> dict[str, list[tuple[str, list[str]]]]:
-    """{protocol name: [(query tracklet, ranked gallery tracklets), ...]} in file order, checking the format."""
+def read_submission_rows(path: str | Path) -> list[tuple[int, str, str, list[str]]]:
+    """(line, protocol name, query tracklet, ranked gallery tracklets) of every row, checking the format."""
     path = Path(path)
     if not path.is_file():
         raise FarreidError(f"submission CSV not found: {path}")
     by_case = {v: k for k, v in CASE_NAMES.items()}
-    out: dict[str, list[tuple[str, list[str]]]] = {}
+    rows = []
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -80,8 +80,16 @@ def read_submission(path: str | Path) -> dict[str, list[tuple[str, list[str]]]]:
                 raise FarreidError(f"{path}, line {line}: expected {len(HEADER)} fields, got {len(row)}")
             case = by_case.get(row[1])
             if case is None:
-                raise FarreidError(f"{path}, line {line}: unknown case {row[1]!r}")
-            out.setdefault(case, []).append((row[2], row[3].split()))
+                raise FarreidError(f"{path}, line {line}: unknown case {row[1]!r}; expected one of {list(by_case)}")
+            rows.append((line, case, row[2], row[3].split()))
+    return rows
+
+
+def read_submission(path: str | Path) -> dict[str, list[tuple[str, list[str]]]]:
+    """{protocol name: [(query tracklet, ranked gallery tracklets), ...]} in file order, checking the format."""
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    for _, case, query, ranked in read_submission_rows(path):
+        out.setdefault(case, []).append((query, ranked))
     return out
 
 
@@ -92,45 +100,90 @@ def _index(names: list[str], what: str) -> dict[str, int]:
     return index
 
 
+def _is_labelled(part) -> bool:
+    return bool(len(part.names)) and bool((np.asarray(part.pids) >= 0).all())
+
+
+def _gallery_order(path: Path, line: int, case: str, query: str, ranked: list[str], g_index: dict[str, int]):
+    """Gallery indices of one ranked list, best first; every gallery tracklet exactly once."""
+    order = np.empty(len(ranked), dtype=np.int64)
+    seen: set[str] = set()
+    for r, name in enumerate(ranked):
+        if name not in g_index:
+            raise FarreidError(f"{path}, line {line}: unknown {case} gallery tracklet {name!r} in the ranked list "
+                               f"of query {query!r}")
+        if name in seen:
+            raise FarreidError(f"{path}, line {line}: gallery tracklet {name!r} appears twice in the ranked list of "
+                               f"query {query!r}")
+        seen.add(name)
+        order[r] = g_index[name]
+    if len(order) != len(g_index):
+        missing = next(n for n in g_index if n not in seen)
+        raise FarreidError(
+            f"{path}, line {line}: the ranked list of query {query!r} has {len(order)} of the {len(g_index)} {case} "
+            f"gallery tracklets (e.g. {missing!r} is missing); rank each gallery tracklet exactly once"
+        )
+    return order
+
+
 def score_submission(
     path: str | Path,
-    truth: list[ProtocolData],
+    truth: list,
     junk: str = "tracklet",
     max_rank: int = 50,
     map_at: tuple[int, ...] = (10,),
+    ap_interpolation: str = "none",
 ) -> dict[str, RankResult]:
     """Metrics of a submission CSV against labelled protocols (same definitions as `evaluate_rank`).
 
-    Default junk rule "tracklet" is the challenge scorer's. Every query of a case must appear exactly once and
-    rank every gallery tracklet of its case exactly once.
+    `truth` holds one item per case with `.name` and `.query` / `.gallery` sets of `names`, `pids`, `camids`
+    (`ProtocolData`, or `farreid.eval.labels.LabelledProtocol`). Every query of a case must have exactly one row,
+    ranking every gallery tracklet of its case exactly once; rows of a case without labels are an error.
+    Default junk rule "tracklet" is the challenge scorer's; `ap_interpolation="trapezoid"` is its AP.
     """
-    rows = read_submission(path)
+    path = Path(path)
+    rows = read_submission_rows(path)
+    by_name = {data.name: data for data in truth}
+    extra = sorted({case for _, case, _, _ in rows} - set(by_name))
+    if extra:
+        raise FarreidError(f"{path} has rows for {', '.join(extra)}, which the labels do not cover "
+                           f"(they have {', '.join(by_name) or 'nothing'})")
     results: dict[str, RankResult] = {}
     for data in truth:
-        if data.name not in rows:
-            raise FarreidError(f"{path}: no rows for {data.name} ({CASE_NAMES.get(data.name, 'unknown case')})")
-        if not data.labelled:
+        if not _is_labelled(data.query) or not _is_labelled(data.gallery):
             raise FarreidError(f"cannot score {data.name}: its ground truth has unknown (-1) identities")
-        q_index = _index(data.query.names, f"{data.name} query set")
-        g_index = _index(data.gallery.names, f"{data.name} gallery set")
-        entries = rows[data.name]
-        seen = [q_index.get(qn) for qn, _ in entries]
-        if None in seen or len(set(seen)) != len(seen) or len(seen) != len(q_index):
-            raise FarreidError(
-                f"{path}: {data.name} must list each of its {len(q_index)} queries exactly once "
-                f"(got {len(entries)} rows, {len(set(s for s in seen if s is not None))} known distinct queries)"
-            )
+        q_index = _index(list(data.query.names), f"{data.name} query set")
+        g_index = _index(list(data.gallery.names), f"{data.name} gallery set")
+        entries = [(line, q, ranked) for line, case, q, ranked in rows if case == data.name]
+        if not entries:
+            raise FarreidError(f"{path}: no rows for {data.name} ({CASE_NAMES.get(data.name, 'unknown case')}); "
+                               f"each of its {len(q_index)} queries must be listed exactly once")
+        listed: dict[str, int] = {}
         positions = np.empty((len(entries), len(g_index)), dtype=np.float64)
-        for r, (qn, ranked) in enumerate(entries):
-            order = [g_index.get(n, -1) for n in ranked]
-            if len(order) != len(g_index) or -1 in order or len(set(order)) != len(order):
-                raise FarreidError(
-                    f"{path}: {data.name} query {qn!r} must rank each of the {len(g_index)} gallery tracklets once"
-                )
-            positions[r, order] = np.arange(len(order))
-        q = data.query.subset(np.array(seen))
+        for r, (line, query, ranked) in enumerate(entries):
+            if query not in q_index:
+                raise FarreidError(f"{path}, line {line}: unknown {data.name} query tracklet {query!r}")
+            if query in listed:
+                raise FarreidError(f"{path}, line {line}: {data.name} query {query!r} is listed again (first on line "
+                                   f"{listed[query]}); each query exactly once")
+            listed[query] = line
+            positions[r, _gallery_order(path, line, data.name, query, ranked, g_index)] = np.arange(len(g_index))
+        if len(listed) != len(q_index):
+            missing = next(q for q in q_index if q not in listed)
+            raise FarreidError(f"{path}: {data.name} query {missing!r} has no row; each of its {len(q_index)} "
+                               "queries must be listed exactly once")
+        rows_q = np.array([q_index[q] for _, q, _ in entries])
+        q_pids, q_camids = np.asarray(data.query.pids)[rows_q], np.asarray(data.query.camids)[rows_q]
         results[data.name] = evaluate_rank(
-            positions, q.pids, data.gallery.pids, q.camids, data.gallery.camids, junk=junk,
-            q_names=q.names, g_names=data.gallery.names, max_rank=max_rank, map_at=map_at,
+            positions, q_pids, np.asarray(data.gallery.pids), q_camids, np.asarray(data.gallery.camids), junk=junk,
+            q_names=[q for _, q, _ in entries], g_names=list(data.gallery.names), max_rank=max_rank, map_at=map_at,
+            ap_interpolation=ap_interpolation,
         )
     return results
+
+
+def scored_result(results: dict[str, RankResult], truth: list, settings: dict) -> EvaluationResult:
+    """The scores of `score_submission` as an `EvaluationResult` (the table and metrics.json of `farreid eval`)."""
+    protocols = [ProtocolResult(d.name, len(d.query.names), len(d.gallery.names), results[d.name],
+                                np.zeros((len(d.query.names), 0), dtype=np.int64)) for d in truth]
+    return EvaluationResult(protocols, settings)
