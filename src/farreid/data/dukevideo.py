@@ -3,7 +3,8 @@
     ROOT/{train,query,gallery}/<pid4>/<tracklet4>/<frame>.jpg
         frame names 0001_C6_F0099_X30823.jpg (current release) or 0001C6F0099X30823.jpg (first release)
 
-ROOT may also be the parent folder holding `DukeMTMC-VideoReID/` (the folder the zip unpacks to). The camera
+ROOT may also be the folder the zip unpacks into (holding `DukeMTMC-VideoReID/`) or torchreid's parent folder
+(`ROOT/dukemtmc-vidreid/DukeMTMC-VideoReID/`). The camera
 is the number after the first `C` of a tracklet's first frame name (1..8, stored 0-based as torchreid does);
 everything is ground. Tracklet folders restart at 0001 inside every identity, so tracklets are named
 `<pid>/<tracklet>`. Protocol `test`: query = `query/`, gallery = `gallery/` (which also holds the distractor
@@ -21,7 +22,7 @@ from farreid.data.splittree import TrackletInfo, load_split
 from farreid.data.tracklet import Protocol, ReIDDataset, TrackletSet, relabel
 from farreid.errors import FarreidError
 
-FOLDER = "DukeMTMC-VideoReID"
+NESTED = ("DukeMTMC-VideoReID", "dukemtmc-vidreid/DukeMTMC-VideoReID")
 _CAMERA = re.compile(r"C(\d+)")
 
 
@@ -35,8 +36,8 @@ def _describe(folder: Path, frame_names: list[str], name: str) -> TrackletInfo:
 @register_dataset("dukevideo")
 def build_dukevideo(root: Path, load_train: bool = True) -> ReIDDataset:
     root = require_dir(root, "DukeMTMC-VideoReID root")
-    if not (root / "query").is_dir() and (root / FOLDER).is_dir():
-        root = root / FOLDER
+    if not (root / "query").is_dir():
+        root = next((root / inner for inner in NESTED if (root / inner).is_dir()), root)
     splits = (["train"] if load_train else []) + ["query", "gallery"]
     for split in splits:  # every folder exists before the long walk starts
         require_dir(root / split, f"DukeMTMC-VideoReID {split} folder")
