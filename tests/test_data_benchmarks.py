@@ -93,8 +93,16 @@ def test_agvpreid_counts_platforms_and_selected_directions(tmp_path):
 
 
 def test_agvpreid_anonymised_challenge_test_folders(tmp_path):
-    ds = build_dataset("agvpreid", make_agvpreid(tmp_path, anonymised_test=True), load_train=False)
+    root = make_agvpreid(tmp_path, anonymised_test=True)
+    ds = build_dataset("agvpreid", root, load_train=False)
     assert len(ds.train) == 0 and {t.pid for t in ds.protocol("G2A").gallery} == {-1}
+    shutil.rmtree(root / "case2_ground_to_aerial" / "gallery")
+    (root / "case2_ground_to_aerial" / "gallery").mkdir()
+    with pytest.raises(FarreidError, match="empty AG-VPReID G2A gallery folder: .*case2_ground_to_aerial/gallery"):
+        build_dataset("agvpreid", root)
+    shutil.rmtree(root / "train")
+    with pytest.raises(FarreidError, match="missing AG-VPReID train folder: .*train is not a folder"):
+        build_dataset("agvpreid", root)
 
 
 # --- LS-VID (list_sequence/*.txt + test/data/info_test) -----------------------------------------------------------
@@ -183,7 +191,7 @@ def test_dukevideo_missing_or_empty_split_folder(tmp_path):
     with pytest.raises(FarreidError, match="missing DukeMTMC-VideoReID gallery folder: .*gallery"):
         build_dataset("dukevideo", root)
     (root / "gallery").mkdir()
-    with pytest.raises(FarreidError, match="split folder .*gallery is empty"):
+    with pytest.raises(FarreidError, match="empty DukeMTMC-VideoReID gallery folder: .*gallery holds nothing"):
         build_dataset("dukevideo", root)
 
 

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from farreid.data.registry import register_dataset, select_protocols
-from farreid.data.scan import require_dir
+from farreid.data.scan import require_dir, require_split_dir
 from farreid.data.splittree import TrackletInfo, load_split
 from farreid.data.tracklet import Protocol, ReIDDataset, TrackletSet, relabel
 from farreid.errors import FarreidError
@@ -42,10 +42,10 @@ def build_agvpreid(root: Path, protocol: str = "all", load_train: bool = True) -
     root = require_dir(root, "AG-VPReID root")
     names = select_protocols(protocol, list(CASES), "AG-VPReID")
     if load_train:  # every folder exists before the long walk starts
-        require_dir(root / "train", "AG-VPReID train folder")
+        require_split_dir(root / "train", "AG-VPReID train folder")
     for name in names:
         for part in ("query", "gallery"):
-            require_dir(root / CASES[name] / part, f"AG-VPReID {name} {part} folder")
+            require_split_dir(root / CASES[name] / part, f"AG-VPReID {name} {part} folder")
     train, raw_pids = [], ()
     if load_train:
         train, _ = load_split(root / "train", True, _describe)

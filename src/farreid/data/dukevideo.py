@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from farreid.data.registry import register_dataset
-from farreid.data.scan import require_dir
+from farreid.data.scan import require_dir, require_split_dir
 from farreid.data.splittree import TrackletInfo, load_split
 from farreid.data.tracklet import Protocol, ReIDDataset, TrackletSet, relabel
 from farreid.errors import FarreidError
@@ -40,7 +40,7 @@ def build_dukevideo(root: Path, load_train: bool = True) -> ReIDDataset:
         root = next((root / inner for inner in NESTED if (root / inner).is_dir()), root)
     splits = (["train"] if load_train else []) + ["query", "gallery"]
     for split in splits:  # every folder exists before the long walk starts
-        require_dir(root / split, f"DukeMTMC-VideoReID {split} folder")
+        require_split_dir(root / split, f"DukeMTMC-VideoReID {split} folder")
     loaded = {s: load_split(root / s, True, _describe, qualified_names=True)[0] for s in splits}
     train, raw_pids = relabel(loaded.get("train", []))
     test = Protocol("test", TrackletSet("query", loaded["query"]), TrackletSet("gallery", loaded["gallery"]))

@@ -52,7 +52,8 @@ def build_g2avreid(root: Path, protocol: str = "all", load_train: bool = True) -
     info = require_dir(root / "info", "G2A-VReID info folder")
     homes = {s: require_dir(root / f"bbox_{s}", f"G2A-VReID bbox_{s} folder") for s in ("train", "test")}
     present = [n for n, stem in QUERY_TABLES.items() if n == "G2A" or _has_table(info, stem)]
-    names = select_protocols(protocol, list(QUERY_TABLES) if protocol != "all" else present, "G2A-VReID")
+    every = str(protocol).strip() in ("", "all")
+    names = present if every else select_protocols(protocol, list(QUERY_TABLES), "G2A-VReID")
     test_rows = read_table(info, "tracks_test_info")
     test = table_tracks(test_rows, read_frame_names(info / "test_name.txt"), homes["test"], "tracks_test_info")
     needed = ["G2A", *(n for n in names if n != "G2A")]  # the G2A queries name the ground camera

@@ -54,7 +54,7 @@ def read_labels(path: str | Path) -> list[LabelledProtocol]:
     path = Path(path)
     by_text = {v: k for k, v in CASE_NAMES.items()}
     parts: dict[str, dict[str, list[tuple[str, int, int]]]] = {}
-    with path.open(newline="", encoding="utf-8") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is fine
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != LABEL_HEADER:
