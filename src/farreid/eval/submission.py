@@ -106,19 +106,18 @@ def _is_labelled(part) -> bool:
 
 def _gallery_order(path: Path, line: int, case: str, query: str, ranked: list[str], g_index: dict[str, int]):
     """Gallery indices of one ranked list, best first; every gallery tracklet exactly once."""
-    order = np.empty(len(ranked), dtype=np.int64)
-    seen: set[str] = set()
-    for r, name in enumerate(ranked):
-        if name not in g_index:
-            raise FarreidError(f"{path}, line {line}: unknown {case} gallery tracklet {name!r} in the ranked list "
-                               f"of query {query!r}")
-        if name in seen:
-            raise FarreidError(f"{path}, line {line}: gallery tracklet {name!r} appears twice in the ranked list of "
-                               f"query {query!r}")
-        seen.add(name)
-        order[r] = g_index[name]
+    order = np.fromiter((g_index.get(n, -1) for n in ranked), dtype=np.int64, count=len(ranked))
+    if (order < 0).any():
+        unknown = ranked[int(np.argmax(order < 0))]
+        raise FarreidError(f"{path}, line {line}: unknown {case} gallery tracklet {unknown!r} in the ranked list "
+                           f"of query {query!r}")
+    counts = np.bincount(order, minlength=len(g_index))
+    if (counts > 1).any():
+        twice = ranked[int(np.argmax(counts[order] > 1))]
+        raise FarreidError(f"{path}, line {line}: gallery tracklet {twice!r} appears twice in the ranked list of "
+                           f"query {query!r}")
     if len(order) != len(g_index):
-        missing = next(n for n in g_index if n not in seen)
+        missing = next(n for n, i in g_index.items() if counts[i] == 0)
         raise FarreidError(
             f"{path}, line {line}: the ranked list of query {query!r} has {len(order)} of the {len(g_index)} {case} "
             f"gallery tracklets (e.g. {missing!r} is missing); rank each gallery tracklet exactly once"
@@ -157,7 +156,8 @@ def score_submission(
         entries = [(line, q, ranked) for line, case, q, ranked in rows if case == data.name]
         if not entries:
             raise FarreidError(f"{path}: no rows for {data.name} ({CASE_NAMES.get(data.name, 'unknown case')}); "
-                               f"each of its {len(q_index)} queries must be listed exactly once")
+                               f"each of its {len(q_index)} queries must be listed exactly once (to score only some "
+                               "cases, pick them with data.protocol or leave the others out of the labels file)")
         listed: dict[str, int] = {}
         positions = np.empty((len(entries), len(g_index)), dtype=np.float64)
         for r, (line, query, ranked) in enumerate(entries):
