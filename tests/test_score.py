@@ -3,6 +3,7 @@ the trapezoid AP of the VReID-XFD CSV scorer on hand-computed cases; one clear e
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -165,3 +166,36 @@ def test_labels_file_errors_and_cases_without_labels(evaluated, tmp_path):
         read_labels(bad)
     result = runner.invoke(app, ["score", "-s", str(root / "eval/submission.csv"), "-l", str(tmp_path / "none")])
     assert "neither a labels CSV nor a dataset folder" in str(result.exception)
+
+
+def _undefined(value) -> bool:
+    """NaN in metrics.json (written as NaN or as null)."""
+    return value is None or math.isnan(value)
+
+
+def test_top_k_leaderboard_form_scores_what_its_depth_decides(evaluated):
+    """The AG-VPReID form (row_id,query_tracklet,gallery_tracklets; top 10): cases found from the query names,
+    CMC and mAP@k up to the depth equal the full ranking's, deeper metrics are not computed."""
+    root, _, labels = evaluated
+    with (root / "eval/submission.csv").open(newline="") as fh:
+        full = list(csv.reader(fh))[1:]
+    top = root / "top10.csv"
+    with top.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["row_id", "query_tracklet", "gallery_tracklets"])
+        writer.writerows([i + 1, row[2], " ".join(row[3].split(" ")[:10])] for i, row in enumerate(full))
+    args = ["-l", str(labels), "eval.junk=tracklet", "--map-at", "5", "--map-at", "20"]
+    whole = runner.invoke(app, ["score", "-s", str(root / "eval/submission.csv"), "-o", str(root / "w"), *args])
+    short = runner.invoke(app, ["score", "-s", str(top), "-o", str(root / "t"), *args])
+    assert whole.exit_code == short.exit_code == 0, whole.output + short.output
+    w, t = (json.loads((root / d / "metrics.json").read_text()) for d in ("w", "t"))
+    for name in ("A2G", "G2A", "A2A", None):
+        a = w["protocols"][name] if name else w["overall_pooled"]
+        b = t["protocols"][name] if name else t["overall_pooled"]
+        for key in ("R1", "R5", "R10", "mAP@5"):
+            assert b[key] == pytest.approx(a[key], abs=1e-12), (name, key)
+        assert all(_undefined(b[key]) for key in ("mAP", "mINP", "R20", "mAP@20"))
+        assert b["cmc"][:10] == pytest.approx(a["cmc"][:10]) and all(_undefined(v) for v in b["cmc"][10:])
+    assert " - " in short.output.splitlines()[2]  # undefined columns print as "-"
+    camera = runner.invoke(app, ["score", "-s", str(top), "-l", str(labels)])
+    assert "score it with eval.junk=tracklet" in str(camera.exception)

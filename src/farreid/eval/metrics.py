@@ -33,6 +33,7 @@ class RankResult:
     num_positive: np.ndarray  # (num_query,) int64
     ap_at: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (num_query,) float64
     max_rank: int = 50
+    depth: int | None = None  # rankings known only to this rank (top-k lists): deeper metrics are NaN
 
     @property
     def num_query(self) -> int:
@@ -53,31 +54,38 @@ class RankResult:
     def _mean(self, values: np.ndarray) -> float:
         return float(values[self.valid].mean()) if self.num_valid else float("nan")
 
+    def _known(self, k: int | None) -> bool:
+        """Whether a metric that reads the ranking down to rank k (None = all of it) is defined."""
+        return self.depth is None or (k is not None and k <= self.depth)
+
     @property
     def mAP(self) -> float:
-        return self._mean(self.ap)
+        return self._mean(self.ap) if self._known(None) else float("nan")
 
     @property
     def mINP(self) -> float:
-        return self._mean(self.inp)
+        return self._mean(self.inp) if self._known(None) else float("nan")
 
     @property
     def map_at(self) -> dict[int, float]:
-        return {k: self._mean(v) for k, v in self.ap_at.items()}
+        return {k: self._mean(v) if self._known(k) else float("nan") for k, v in self.ap_at.items()}
 
     def rank(self, k: int) -> float:
         """CMC at rank k (any k >= 1): the share of valid queries whose first positive is within the top k."""
-        if not self.num_valid:
+        if not self.num_valid or not self._known(k):
             return float("nan")
         return float((self.first_hit[self.valid] <= k).mean())
 
     @property
     def cmc(self) -> np.ndarray:
-        """CMC@1..max_rank, float64."""
+        """CMC@1..max_rank, float64 (NaN beyond `depth`)."""
         if not self.num_valid:
             return np.full(self.max_rank, np.nan)
         hits = np.bincount(np.minimum(self.first_hit[self.valid], self.max_rank + 1), minlength=self.max_rank + 2)
-        return np.cumsum(hits[1 : self.max_rank + 1]) / self.num_valid
+        curve = np.cumsum(hits[1 : self.max_rank + 1]) / self.num_valid
+        if self.depth is not None:
+            curve[self.depth :] = np.nan
+        return curve
 
     def summary(self, ranks: tuple[int, ...] = (1, 5, 10, 20)) -> dict[str, float]:
         out = {"mAP": self.mAP, **{f"R{k}": self.rank(k) for k in ranks}, "mINP": self.mINP}
@@ -108,6 +116,7 @@ class RankResult:
             num_positive=np.concatenate([r.num_positive for r in results]),
             ap_at={k: np.concatenate([r.ap_at[k] for r in results]) for k in sorted(ks)},
             max_rank=max(r.max_rank for r in results),
+            depth=min((r.depth for r in results if r.depth is not None), default=None),
         )
 
 

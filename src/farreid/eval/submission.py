@@ -4,6 +4,10 @@ Format: header `row_id,case,query_tracklet,ranked_gallery_tracklets`; cases in t
 (G2A), Case 3 (A2A); inside a case the queries sorted by (pid, tracklet name) (by name alone when labels are
 anonymised, pid -1); `ranked_gallery_tracklets` = every gallery tracklet name of the case, best first,
 space-separated; `row_id` counts from 1 across all cases.
+
+The scorer also reads the AG-VPReID leaderboard's form, `row_id,query_tracklet,gallery_tracklets`: no case column
+(each query's case is found from its name in the labels) and only the top of each ranking, so only the metrics
+that the listed depth decides are computed (CMC and mAP@k up to it; mAP and mINP need the whole ranking).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ CASE_NAMES = {
     "A2A": "Case 3: Aerial to Aerial",
 }
 HEADER = ("row_id", "case", "query_tracklet", "ranked_gallery_tracklets")
+TOP_K_HEADER = ("row_id", "query_tracklet", "gallery_tracklets")  # the AG-VPReID leaderboard's form
 
 
 def check_gallery_names(data: ProtocolData) -> None:
@@ -63,32 +68,42 @@ def write_submission(path: str | Path, cases: dict[str, tuple[ProtocolData, np.n
     return row_id
 
 
-def read_submission_rows(path: str | Path) -> list[tuple[int, str, str, list[str]]]:
-    """(line, protocol name, query tracklet, ranked gallery tracklets) of every row, checking the format."""
+def read_submission_rows(path: str | Path) -> tuple[list[tuple[int, str | None, str, list[str]]], bool]:
+    """(line, protocol name, query tracklet, ranked gallery tracklets) of every row, checking the format, and
+    whether the file is the top-k form (then the protocol name is None and the lists may be partial)."""
     path = Path(path)
     if not path.is_file():
         raise FarreidError(f"submission CSV not found: {path}")
     by_case = {v: k for k, v in CASE_NAMES.items()}
-    rows = []
+    rows: list[tuple[int, str | None, str, list[str]]] = []
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header) != HEADER:
-            raise FarreidError(f"{path}: header must be {','.join(HEADER)}, got {header}")
+        given = tuple(h.strip() for h in header) if header is not None else None
+        if given not in (HEADER, TOP_K_HEADER):
+            raise FarreidError(f"{path}: header must be {','.join(HEADER)} (or the AG-VPReID form "
+                               f"{','.join(TOP_K_HEADER)}), got {header}")
+        top_k = given == TOP_K_HEADER
         for line, row in enumerate(reader, start=2):
-            if len(row) != len(HEADER):
-                raise FarreidError(f"{path}, line {line}: expected {len(HEADER)} fields, got {len(row)}")
+            if len(row) != len(given):
+                raise FarreidError(f"{path}, line {line}: expected {len(given)} fields, got {len(row)}")
+            if top_k:
+                rows.append((line, None, row[1], row[2].split()))
+                continue
             case = by_case.get(row[1])
             if case is None:
                 raise FarreidError(f"{path}, line {line}: unknown case {row[1]!r}; expected one of {list(by_case)}")
             rows.append((line, case, row[2], row[3].split()))
-    return rows
+    return rows, top_k
 
 
 def read_submission(path: str | Path) -> dict[str, list[tuple[str, list[str]]]]:
     """{protocol name: [(query tracklet, ranked gallery tracklets), ...]} in file order, checking the format."""
+    rows, top_k = read_submission_rows(path)
+    if top_k:
+        raise FarreidError(f"{path} is in the AG-VPReID top-k form, which has no cases; score it with labels")
     out: dict[str, list[tuple[str, list[str]]]] = {}
-    for _, case, query, ranked in read_submission_rows(path):
+    for _, case, query, ranked in rows:
         out.setdefault(case, []).append((query, ranked))
     return out
 
@@ -104,8 +119,10 @@ def _is_labelled(part) -> bool:
     return bool(len(part.names)) and bool((np.asarray(part.pids) >= 0).all())
 
 
-def _gallery_order(path: Path, line: int, case: str, query: str, ranked: list[str], g_index: dict[str, int]):
-    """Gallery indices of one ranked list, best first; every gallery tracklet exactly once."""
+def _gallery_order(path: Path, line: int, case: str, query: str, ranked: list[str], g_index: dict[str, int],
+                   complete: bool = True) -> np.ndarray:
+    """Gallery indices of one ranked list, best first: each gallery tracklet at most once, and all of them unless
+    the list is a top-k list (`complete=False`), whose unlisted tracklets follow in gallery order."""
     order = np.fromiter((g_index.get(n, -1) for n in ranked), dtype=np.int64, count=len(ranked))
     if (order < 0).any():
         unknown = ranked[int(np.argmax(order < 0))]
@@ -116,6 +133,10 @@ def _gallery_order(path: Path, line: int, case: str, query: str, ranked: list[st
         twice = ranked[int(np.argmax(counts[order] > 1))]
         raise FarreidError(f"{path}, line {line}: gallery tracklet {twice!r} appears twice in the ranked list of "
                            f"query {query!r}")
+    if not order.size:
+        raise FarreidError(f"{path}, line {line}: the ranked list of query {query!r} is empty")
+    if not complete:
+        return np.concatenate([order, np.flatnonzero(counts == 0)])
     if len(order) != len(g_index):
         missing = next(n for n, i in g_index.items() if counts[i] == 0)
         raise FarreidError(
@@ -139,10 +160,17 @@ def score_submission(
     (`ProtocolData`, or `farreid.eval.labels.LabelledProtocol`). Every query of a case must have exactly one row,
     ranking every gallery tracklet of its case exactly once; rows of a case without labels are an error.
     Default junk rule "tracklet" is the challenge scorer's; `ap_interpolation="trapezoid"` is its AP.
+    A top-k file (AG-VPReID form) needs the tracklet junk rule (its leaderboard knows no cameras); its results
+    carry `depth`, the shortest list, beyond which they are NaN.
     """
     path = Path(path)
-    rows = read_submission_rows(path)
+    rows, top_k = read_submission_rows(path)
     by_name = {data.name: data for data in truth}
+    if top_k:
+        if junk != "tracklet":
+            raise FarreidError(f"{path} is a top-k list without cameras (AG-VPReID form): score it with "
+                               "eval.junk=tracklet")
+        rows = _with_cases(path, rows, truth)
     extra = sorted({case for _, case, _, _ in rows} - set(by_name))
     if extra:
         raise FarreidError(f"{path} has rows for {', '.join(extra)}, which the labels do not cover "
@@ -167,7 +195,8 @@ def score_submission(
                 raise FarreidError(f"{path}, line {line}: {data.name} query {query!r} is listed again (first on line "
                                    f"{listed[query]}); each query exactly once")
             listed[query] = line
-            positions[r, _gallery_order(path, line, data.name, query, ranked, g_index)] = np.arange(len(g_index))
+            order = _gallery_order(path, line, data.name, query, ranked, g_index, complete=not top_k)
+            positions[r, order] = np.arange(len(g_index))
         if len(listed) != len(q_index):
             missing = next(q for q in q_index if q not in listed)
             raise FarreidError(f"{path}: {data.name} query {missing!r} has no row; each of its {len(q_index)} "
@@ -179,7 +208,27 @@ def score_submission(
             q_names=[q for _, q, _ in entries], g_names=list(data.gallery.names), max_rank=max_rank, map_at=map_at,
             ap_interpolation=ap_interpolation,
         )
+        if top_k:  # ranks down to the shortest list are known (one fewer where a query lists its own tracklet)
+            depth = min(len(ranked) - (query in ranked) for _, query, ranked in entries)
+            results[data.name].depth = depth if depth < len(g_index) else None
     return results
+
+
+def _with_cases(path: Path, rows: list, truth: list) -> list:
+    """Top-k rows with the case of each query, found from its name in the labels."""
+    case_of: dict[str, str] = {}
+    for data in truth:
+        for name in data.query.names:
+            if name in case_of:
+                raise FarreidError(f"query tracklet {name!r} is in the labels of both {case_of[name]} and {data.name}; "
+                                   "a file without a case column cannot be scored against both")
+            case_of[name] = data.name
+    out = []
+    for line, _, query, ranked in rows:
+        if query not in case_of:
+            raise FarreidError(f"{path}, line {line}: unknown query tracklet {query!r} (in no case of the labels)")
+        out.append((line, case_of[query], query, ranked))
+    return out
 
 
 def scored_result(results: dict[str, RankResult], truth: list, settings: dict) -> EvaluationResult:
