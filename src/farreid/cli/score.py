@@ -16,7 +16,8 @@ from farreid.utils.log import setup_logging
 def score(
     submission: Path = typer.Option(
         ..., "--submission", "-s",
-        help="Ranked-list CSV in the challenge format: row_id,case,query_tracklet,ranked_gallery_tracklets.",
+        help="Ranked-list CSV: the VReID-XFD form row_id,case,query_tracklet,ranked_gallery_tracklets (whole "
+        "rankings), or the AG-VPReID form row_id,query_tracklet,gallery_tracklets (top-k lists; eval.junk=tracklet).",
     ),
     labels: Path = typer.Option(
         ..., "--labels", "-l",
