@@ -58,6 +58,12 @@ def test_g2avreid_v1_release_has_only_g2a(tmp_path):
     assert list(build_dataset("g2avreid", root).protocols) == ["G2A"]
     with pytest.raises(FarreidError, match="missing table query_IDX_A2G .*query_IDX_A2G.mat"):
         build_dataset("g2avreid", root, protocol="A2G")
+    (root / "info" / "query_IDX.csv").write_text("1\n2\n")  # a ground and an aerial track: no ground camera
+    with pytest.raises(FarreidError, match=r"G2A queries .* come from cameras \[1, 2\]"):
+        build_dataset("g2avreid", root)
+    (root / "info" / "test_name.txt").write_text("")
+    with pytest.raises(FarreidError, match="frame list .*test_name.txt is empty"):
+        build_dataset("g2avreid", root, load_train=False)
 
 
 # --- AG-VPReID (train/ + case1/case2 folders; C0-C3 ground, C4-C5 UAV) --------------------------------------------
