@@ -9,7 +9,6 @@ import typer
 
 from farreid.cli import app
 from farreid.cli.common import ConfigOption, OverridesArgument, build_config
-from farreid.utils.log import setup_logging
 
 
 @app.command("score")
@@ -44,6 +43,7 @@ def score(
     from farreid.eval.protocols import TABLE_METRICS
     from farreid.eval.submission import score_submission, scored_result
     from farreid.utils.io import atomic_write_json, atomic_write_text
+    from farreid.utils.log import setup_logging
 
     extra = [f"eval.ap_interpolation={ap_interpolation}"] if ap_interpolation is not None else []
     if map_at:
