@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from farreid.cli import app, main
 
 runner = CliRunner()
-COMMANDS = ["data", "train", "eval", "extract", "search", "export", "demo", "config"]
+COMMANDS = ["data", "train", "eval", "score", "extract", "search", "export", "demo", "config"]
 
 
 def test_help_lists_every_command():

@@ -22,7 +22,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-from farreid.cli import config, data, demo, evaluate, export, extract, pretrain, search, train  # noqa: E402,F401  (registration)
+from farreid.cli import (  # noqa: E402,F401  (registration)
+    config, data, demo, evaluate, export, extract, pretrain, score, search, train,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

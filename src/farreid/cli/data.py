@@ -54,7 +54,8 @@ def synth(
 def stats(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Registered dataset name (default: data.dataset)."),
     root: Optional[Path] = typer.Option(None, "--root", "-r", help="Dataset folder (default: data.root)."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", help="DetReIDX protocol: all, A2G, G2A or A2A."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Protocol(s) of a multi-protocol dataset: all, one name (A2G) or several "
+                                           "comma-separated (A2G,G2A)."),
     verify: bool = typer.Option(False, "--verify", help="Also check the header of every frame (slower)."),
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = OverridesArgument,

@@ -26,15 +26,13 @@ def _load(features: Optional[Path], query: Optional[Path], gallery: Optional[Pat
 
 
 def _score(csv_path: Path, protocols, cfg) -> str:
-    import numpy as np
+    from farreid.eval.submission import score_submission, scored_result
 
-    from farreid.eval import EvaluationResult, ProtocolResult, score_submission
-
-    scores = score_submission(csv_path, protocols, junk=cfg.eval.junk, max_rank=cfg.eval.max_rank,
-                              map_at=tuple(cfg.eval.map_at))
-    results = [ProtocolResult(p.name, len(p.query), len(p.gallery), scores[p.name], np.zeros((len(p.query), 0)))
-               for p in protocols]
-    return EvaluationResult(results, {"junk": cfg.eval.junk, "scored": str(csv_path)}).table()
+    e = cfg.eval
+    scores = score_submission(csv_path, protocols, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at),
+                              ap_interpolation=e.ap_interpolation)
+    settings = {"junk": e.junk, "ap_interpolation": e.ap_interpolation, "scored": str(csv_path)}
+    return scored_result(scores, protocols, settings).table()
 
 
 def _evaluate_checkpoint(checkpoint: Path, config: Optional[Path], overrides: Optional[list[str]], out: Optional[Path]):
@@ -114,6 +112,7 @@ def evaluate(
         protocols, out, metric=e.metric, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at), rerank=rerank,
         chunk_size=e.query_chunk, device=resolve_device(cfg.device), write_csv=e.write_csv,
         show_queries=e.show_queries, show_topk=e.show_topk, title=f"farreid evaluation: {cfg.name}",
+        ap_interpolation=e.ap_interpolation,
     )
     typer.echo(result.table())
     typer.echo(f"results in {out}")

@@ -39,9 +39,9 @@ class AugConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = "detreidx"  # a registered name: detreidx | mars | ilidsvid | prid2011 | folder | yours
+    dataset: str = "detreidx"  # detreidx | agvpreid | g2avreid | mars | lsvid | dukevideo | ilidsvid | prid2011 | ...
     root: str = ""
-    protocol: str = "all"  # A2G | G2A | A2A | all (DetReIDX); ignored by single-protocol datasets
+    protocol: str = "all"  # all, a name or several comma-separated (A2G,G2A); one-protocol datasets ignore it
     options: dict[str, Any] = field(default_factory=dict)  # extra dataset keywords, e.g. folder: {pattern: ...}
     height: int = 256
     width: int = 128
@@ -203,6 +203,7 @@ class EvalConfig:
     batch_size: int = 8  # clips per batch when extracting features
     max_rank: int = 50  # length of the CMC curve
     map_at: list[int] = field(default_factory=lambda: [10])  # cut-offs k of the mAP@k columns in metrics.json
+    ap_interpolation: str = "none"  # none (AP as defined) | trapezoid (the VReID-XFD CSV scorer's AP)
     query_chunk: int = 1024  # queries per distance block (memory ~ query_chunk x gallery x 4 bytes)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     write_csv: bool = True  # challenge submission CSV for the A2G / G2A / A2A protocols
@@ -228,7 +229,6 @@ class Config:
 CHOICES: dict[str, tuple] = {
     "device": ("auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(16))),
     "precision": ("auto", "fp32", "bf16", "fp16"),
-    "data.protocol": ("all", "A2G", "G2A", "A2A"),
     "data.interpolation": ("bicubic", "bilinear"),
     "data.train_sampling": ("restricted_random", "segment_begin", "consecutive"),
     "data.test_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
@@ -241,6 +241,7 @@ CHOICES: dict[str, tuple] = {
     "train.stage2.loss.triplet_metric": ("cosine", "euclidean"),
     "eval.metric": ("cosine", "euclidean"),
     "eval.junk": ("camera", "tracklet"),
+    "eval.ap_interpolation": ("none", "trapezoid"),
 }
 POSITIVE: tuple[str, ...] = (
     "data.height",

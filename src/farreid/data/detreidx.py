@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from farreid.data.registry import register_dataset
+from farreid.data.registry import register_dataset, select_protocols
 from farreid.data.scan import require_dir
 from farreid.data.splittree import TrackletInfo, load_split
 from farreid.data.tracklet import Protocol, ReIDDataset, TrackletSet, relabel
@@ -59,20 +59,12 @@ def _describe(folder: Path, frame_names: list[str], name: str) -> TrackletInfo:
     return parse_frame_name(frame_names[0])
 
 
-def protocol_names(protocol: str) -> list[str]:
-    if protocol == "all":
-        return list(CASES)
-    if protocol not in CASES:
-        raise FarreidError(f"unknown DetReIDX protocol {protocol!r}; choose all, {', '.join(CASES)}")
-    return [protocol]
-
-
 @register_dataset("detreidx")
 def build_detreidx(root: Path, protocol: str = "all", load_train: bool = True) -> ReIDDataset:
     """Index a DetReIDX / VReID-XFD tree: `train/` (unless `load_train=False`) and the cases of `protocol`
-    (`all`, `A2G`, `G2A` or `A2A`)."""
+    (`all`, `A2G`, `G2A`, `A2A`, or several comma-separated)."""
     root = require_dir(root, "DetReIDX root")
-    names = protocol_names(protocol)
+    names = select_protocols(protocol, list(CASES), "DetReIDX")
     if load_train:  # every folder exists before the long walk starts
         require_dir(root / "train", "train split folder")
     for name in names:

@@ -38,25 +38,30 @@ def read_table(info: Path, stem: str) -> np.ndarray:
                 return np.array([[int(float(v)) for v in row] for row in rows], dtype=np.int64)
             except ValueError:
                 raise FarreidError(f"{path} must hold numbers only (comma or space separated)") from None
-    mat = require_file(info / f"{stem}.mat", f"MARS table {stem} (.mat, .csv or .txt)")
+    mat = require_file(info / f"{stem}.mat", f"table {stem} (.mat, .csv or .txt)")
     try:
         from scipy.io import loadmat
     except ImportError:
         raise FarreidError(
             f"reading {mat} needs scipy (pip install scipy), or convert it to {stem}.csv beside it"
         ) from None
-    return np.asarray(loadmat(str(mat))[_MAT_KEYS[stem]], dtype=np.int64)
+    return np.asarray(loadmat(str(mat))[_MAT_KEYS.get(stem, stem)], dtype=np.int64)
 
 
-def _read_names(path: Path) -> list[str]:
-    names = [line.strip() for line in require_file(path, "MARS frame list").read_text().splitlines() if line.strip()]
+def read_frame_names(path: Path) -> list[str]:
+    """The frame list of a MARS-style `info/` folder: one file name a line."""
+    names = [line.strip() for line in require_file(path, "frame list").read_text().splitlines() if line.strip()]
+    if not names:
+        raise FarreidError(f"frame list {path} is empty")
     bad = next((n for n in names if not is_image_name(n)), None)
     if bad is not None:
         raise FarreidError(f"{path} lists a non-image file {bad!r}")
     return names
 
 
-def _tracks(rows: np.ndarray, names: list[str], home: Path, source: str) -> list[Tracklet]:
+def table_tracks(rows: np.ndarray, names: list[str], home: Path, source: str, camera_base: int = 1) -> list[Tracklet]:
+    """Tracklets from (first, last, pid, camera) rows over `names` (1-based frame rows). A frame named
+    `<pid>C<cam>T<tracklet>F<frame>.jpg` lives in `home/<pid>/`; the tracklet is named up to its `F`."""
     if rows.ndim != 2 or rows.shape[1] != 4:
         raise FarreidError(f"{source} must have 4 columns (first, last, pid, camera), got shape {rows.shape}")
     out = []
@@ -66,8 +71,10 @@ def _tracks(rows: np.ndarray, names: list[str], home: Path, source: str) -> list
                 f"row {i + 1} of {source}: frames {first}..{last} is empty or outside the {len(names)} listed names"
             )
         chosen = names[first - 1 : last]
-        folder = home / chosen[0][:4]
-        out.append(Tracklet(FrameList(str(folder), chosen), int(pid), int(cam) - 1, "ground", chosen[0][:11]))
+        head = chosen[0]
+        folder = home / head.split("C", 1)[0]
+        name = head[: head.index("F")] if "F" in head else Path(head).stem
+        out.append(Tracklet(FrameList(str(folder), chosen), int(pid), int(cam) - camera_base, "ground", name))
     return out
 
 
@@ -80,11 +87,12 @@ def build_mars(root: Path, load_train: bool = True) -> ReIDDataset:
     raw_pids: tuple[int, ...] = ()
     if load_train:
         rows = read_table(info, "tracks_train_info")
-        train = [t for t in _tracks(rows, _read_names(info / "train_name.txt"), homes["train"], "tracks_train_info")
+        train = [t for t in table_tracks(rows, read_frame_names(info / "train_name.txt"), homes["train"],
+                                       "tracks_train_info")
                  if t.pid >= 0]
         train, raw_pids = relabel(train)
-    test = _tracks(read_table(info, "tracks_test_info"), _read_names(info / "test_name.txt"), homes["test"],
-                   "tracks_test_info")
+    test = table_tracks(read_table(info, "tracks_test_info"), read_frame_names(info / "test_name.txt"), homes["test"],
+                        "tracks_test_info")
     query_rows = read_table(info, "query_IDX").reshape(-1) - 1
     if query_rows.size == 0 or query_rows.min() < 0 or query_rows.max() >= len(test):
         raise FarreidError(f"query_IDX in {info} must list rows 1..{len(test)} of tracks_test_info")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from farreid.data.tracklet import ReIDDataset
 from farreid.errors import FarreidError
@@ -69,6 +69,19 @@ def build_dataset_from_config(data_cfg: Any, **overrides: Any) -> ReIDDataset:
     return build_dataset(data_cfg.dataset, data_cfg.root, **kwargs)
 
 
+def select_protocols(requested: str, available: Sequence[str], dataset: str) -> list[str]:
+    """The protocols named by `data.protocol`: `all`, one name, or several separated by commas (`A2G,G2A`),
+    returned in the dataset's own order; an unknown name is an error that lists the dataset's protocols."""
+    names = [n.strip() for n in str(requested).split(",") if n.strip()]
+    if not names or names == ["all"]:
+        return list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise FarreidError(f"unknown {dataset} protocol {unknown[0]!r}; choose all, {', '.join(available)} "
+                           "(or several, comma-separated)")
+    return [n for n in available if n in names]
+
+
 def _load_builtin() -> None:
     """Import the built-in loaders (each registers itself)."""
-    from farreid.data import detreidx, folder, mars, twocam  # noqa: F401
+    from farreid.data import agvpreid, detreidx, dukevideo, folder, g2avreid, lsvid, mars, twocam  # noqa: F401

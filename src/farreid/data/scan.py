@@ -37,6 +37,15 @@ def require_dir(path: str | Path, what: str) -> Path:
     return path
 
 
+def require_split_dir(path: str | Path, what: str) -> Path:
+    """A split folder that exists and holds at least one entry (checked before any long walk starts)."""
+    path = require_dir(path, what)
+    with os.scandir(path) as it:
+        if not any(not is_ignored(entry.name) for entry in it):
+            raise FarreidError(f"empty {what}: {path} holds nothing")
+    return path
+
+
 def require_file(path: str | Path, what: str) -> Path:
     path = Path(path)
     if not path.is_file():

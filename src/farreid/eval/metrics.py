@@ -4,6 +4,9 @@ Definitions (docs/evaluation.md): for a query, junk gallery items are removed fr
 are the remaining items with its identity. With kept ranks r_1 < ... < r_P (1-based) of its P positives:
 AP = (1/P) sum_p p / r_p (non-interpolated), CMC@k = [r_1 <= k], INP = P / r_P,
 AP@k = (1/min(P, k)) sum_{p : r_p <= k} p / r_p. Queries with P = 0 are excluded from every mean and counted.
+With `ap_interpolation="trapezoid"` (the VReID-XFD challenge's CSV scorer) AP is instead
+(1/P) sum_p (q_p + p / r_p) / 2, where q_p = (p - 1) / (r_p - 1) is the precision just before the p-th hit
+(q_p = 1 when r_p = 1); AP@k, CMC and INP do not change.
 CMC@k for k beyond the number of kept items equals the last value, so it is defined for every k and query.
 Only per-query numbers are kept, so results of chunks, protocols or runs can be pooled afterwards.
 """
@@ -30,6 +33,7 @@ class RankResult:
     num_positive: np.ndarray  # (num_query,) int64
     ap_at: dict[int, np.ndarray] = field(default_factory=dict)  # k -> (num_query,) float64
     max_rank: int = 50
+    depth: int | None = None  # rankings known only to this rank (top-k lists): deeper metrics are NaN
 
     @property
     def num_query(self) -> int:
@@ -50,31 +54,38 @@ class RankResult:
     def _mean(self, values: np.ndarray) -> float:
         return float(values[self.valid].mean()) if self.num_valid else float("nan")
 
+    def _known(self, k: int | None) -> bool:
+        """Whether a metric that reads the ranking down to rank k (None = all of it) is defined."""
+        return self.depth is None or (k is not None and k <= self.depth)
+
     @property
     def mAP(self) -> float:
-        return self._mean(self.ap)
+        return self._mean(self.ap) if self._known(None) else float("nan")
 
     @property
     def mINP(self) -> float:
-        return self._mean(self.inp)
+        return self._mean(self.inp) if self._known(None) else float("nan")
 
     @property
     def map_at(self) -> dict[int, float]:
-        return {k: self._mean(v) for k, v in self.ap_at.items()}
+        return {k: self._mean(v) if self._known(k) else float("nan") for k, v in self.ap_at.items()}
 
     def rank(self, k: int) -> float:
         """CMC at rank k (any k >= 1): the share of valid queries whose first positive is within the top k."""
-        if not self.num_valid:
+        if not self.num_valid or not self._known(k):
             return float("nan")
         return float((self.first_hit[self.valid] <= k).mean())
 
     @property
     def cmc(self) -> np.ndarray:
-        """CMC@1..max_rank, float64."""
+        """CMC@1..max_rank, float64 (NaN beyond `depth`)."""
         if not self.num_valid:
             return np.full(self.max_rank, np.nan)
         hits = np.bincount(np.minimum(self.first_hit[self.valid], self.max_rank + 1), minlength=self.max_rank + 2)
-        return np.cumsum(hits[1 : self.max_rank + 1]) / self.num_valid
+        curve = np.cumsum(hits[1 : self.max_rank + 1]) / self.num_valid
+        if self.depth is not None:
+            curve[self.depth :] = np.nan
+        return curve
 
     def summary(self, ranks: tuple[int, ...] = (1, 5, 10, 20)) -> dict[str, float]:
         out = {"mAP": self.mAP, **{f"R{k}": self.rank(k) for k in ranks}, "mINP": self.mINP}
@@ -105,10 +116,16 @@ class RankResult:
             num_positive=np.concatenate([r.num_positive for r in results]),
             ap_at={k: np.concatenate([r.ap_at[k] for r in results]) for k in sorted(ks)},
             max_rank=max(r.max_rank for r in results),
+            depth=min((r.depth for r in results if r.depth is not None), default=None),
         )
 
 
-def _chunk_outcomes(positions: np.ndarray, rel: RelevantItems, map_at: tuple[int, ...]) -> dict[str, np.ndarray]:
+AP_INTERPOLATIONS = ("none", "trapezoid")
+
+
+def _chunk_outcomes(
+    positions: np.ndarray, rel: RelevantItems, map_at: tuple[int, ...], ap_interpolation: str = "none"
+) -> dict[str, np.ndarray]:
     """Per-query outcomes of one chunk from the positions of its relevant items."""
     c = len(rel.ptr) - 1
     counts = np.diff(rel.ptr)
@@ -126,7 +143,11 @@ def _chunk_outcomes(positions: np.ndarray, rel: RelevantItems, map_at: tuple[int
     precision = p / g_rank
     has = npos > 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        ap = np.bincount(g_row, weights=precision, minlength=c) / npos
+        if ap_interpolation == "trapezoid":
+            before = np.where(g_rank > 1, (p - 1) / np.maximum(g_rank - 1, 1), 1.0)
+            ap = np.bincount(g_row, weights=(before + precision) / 2, minlength=c) / npos
+        else:
+            ap = np.bincount(g_row, weights=precision, minlength=c) / npos
         first = np.zeros(c, dtype=np.int64)
         first[has] = g_rank[gptr[:-1][has]].astype(np.int64)
         inp = np.full(c, np.nan)
@@ -160,9 +181,13 @@ class RankAccumulator:
         max_rank: int = 50,
         map_at: tuple[int, ...] = (10,),
         backend: str = "auto",
+        ap_interpolation: str = "none",
     ):
         if max_rank < 1 or any(k < 1 for k in map_at):
             raise FarreidError(f"max_rank and mAP@k cut-offs must be >= 1, got {max_rank} and {tuple(map_at)}")
+        if ap_interpolation not in AP_INTERPOLATIONS:
+            raise FarreidError(f"AP interpolation must be one of {AP_INTERPOLATIONS}, got {ap_interpolation!r}")
+        self.ap_interpolation = ap_interpolation
         self.rel = relevant_items(q_pids, g_pids, q_camids, g_camids, junk, q_names, g_names)
         self.num_query, self.num_gallery = len(self.rel.ptr) - 1, len(g_pids)
         self.max_rank, self.map_at, self.backend = max_rank, tuple(map_at), backend
@@ -185,7 +210,7 @@ class RankAccumulator:
         if self.seen[start:stop].any():
             raise FarreidError(f"distance rows {start}:{stop} were given twice")
         rel = self.rel.rows(start, stop)
-        outcome = _chunk_outcomes(relevant_positions(block, rel, self.backend), rel, self.map_at)
+        outcome = _chunk_outcomes(relevant_positions(block, rel, self.backend), rel, self.map_at, self.ap_interpolation)
         for key, arr in self.out.items():
             arr[start:stop] = outcome[key]
         for k, arr in self.ap_at.items():
@@ -213,6 +238,7 @@ def evaluate_rank(
     map_at: tuple[int, ...] = (10,),
     chunk_size: int = 1024,
     backend: str = "auto",
+    ap_interpolation: str = "none",
 ) -> RankResult:
     """Ranking metrics from a (q, g) distance matrix or a stream of `(first_row, block)` chunks.
 
@@ -221,7 +247,7 @@ def evaluate_rank(
     """
     acc = RankAccumulator(
         q_pids, g_pids, q_camids, g_camids, junk=junk, q_names=q_names, g_names=g_names,
-        max_rank=max_rank, map_at=map_at, backend=backend,
+        max_rank=max_rank, map_at=map_at, backend=backend, ap_interpolation=ap_interpolation,
     )
     for start, block in as_chunks(distances, chunk_size):
         acc.update(start, block)

@@ -106,6 +106,7 @@ def run_evaluation(
     show_queries: int = 4,
     show_topk: int = 10,
     title: str = "farreid evaluation",
+    ap_interpolation: str = "none",
 ) -> EvaluationResult:
     """Evaluate every protocol and write metrics.json, summary.txt, submission.csv, pictures and report.html."""
     out_dir = Path(out_dir)
@@ -119,6 +120,7 @@ def run_evaluation(
     result = evaluate_protocols(
         protocols, metric=metric, junk=junk, max_rank=max_rank, map_at=map_at, rerank=rerank,
         chunk_size=chunk_size, device=device, topk=max(show_topk, 1), keep_ranking=want_csv,
+        ap_interpolation=ap_interpolation,
     )
     table = result.table()
     log.info("evaluation summary (%):\n" + table)

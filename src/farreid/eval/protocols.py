@@ -72,6 +72,7 @@ def evaluate_protocol(
     device: torch.device | str = "cpu",
     topk: int = 10,
     keep_ranking: bool = False,
+    ap_interpolation: str = "none",
 ) -> ProtocolResult:
     """Distances (or re-ranked distances) streamed once into the metrics and the ranking collectors."""
     q, g = data.query, data.gallery
@@ -80,7 +81,7 @@ def evaluate_protocol(
     if data.labelled:
         acc = RankAccumulator(
             q.pids, g.pids, q.camids, g.camids, junk=junk, q_names=q.names, g_names=g.names,
-            max_rank=max_rank, map_at=map_at,
+            max_rank=max_rank, map_at=map_at, ap_interpolation=ap_interpolation,
         )
         consumers.append(acc)
     top = TopKCollector(len(q), len(g), topk)
@@ -137,13 +138,13 @@ class EvaluationResult:
             out.append(("overall (mean)", "", self.mean_of_protocols()))
         return out
 
-    def table(self) -> str:
-        """Aligned plain-text table, metrics in percent."""
-        header = ("protocol", "queries", "gallery", *TABLE_METRICS)
+    def table(self, metrics: tuple[str, ...] = TABLE_METRICS) -> str:
+        """Aligned plain-text table of `metrics` (keys of `RankResult.summary`, e.g. "mAP@20"), in percent."""
+        header = ("protocol", "queries", "gallery", *metrics)
         galleries = {p.name: str(p.num_gallery) for p in self.protocols}
         lines = [header]
-        for label, counts, metrics in self.rows():
-            values = [_pct(metrics.get(m) if metrics else None) for m in TABLE_METRICS]
+        for label, counts, scores in self.rows():
+            values = [_pct(scores.get(m) if scores else None) for m in metrics]
             lines.append((label, counts, galleries.get(label, ""), *values))
         widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
         text = [
@@ -214,6 +215,7 @@ def evaluate_protocols(
     device: torch.device | str = "cpu",
     topk: int = 10,
     keep_ranking: bool = False,
+    ap_interpolation: str = "none",
 ) -> EvaluationResult:
     """`evaluate_protocol` for each protocol, in challenge case order; the settings are recorded."""
     if not protocols:
@@ -224,11 +226,12 @@ def evaluate_protocols(
     for data in protocols:
         check_junk_rule(data, junk)  # all of them before the first is ranked
     options = dict(metric=metric, junk=junk, max_rank=max_rank, map_at=tuple(map_at), rerank=rerank,
-                   chunk_size=chunk_size, device=device, topk=topk, keep_ranking=keep_ranking)
+                   chunk_size=chunk_size, device=device, topk=topk, keep_ranking=keep_ranking,
+                   ap_interpolation=ap_interpolation)
     results = []
     for name in protocol_order(list(by_name)):
         log.info(f"evaluating {name}: {len(by_name[name].query)} queries x {len(by_name[name].gallery)} gallery")
         results.append(evaluate_protocol(by_name[name], **options))
     settings = {"metric": metric, "junk": junk, "max_rank": max_rank, "map_at": list(map_at),
-                "rerank": asdict(rerank) if rerank is not None else None}
+                "ap_interpolation": ap_interpolation, "rerank": asdict(rerank) if rerank is not None else None}
     return EvaluationResult(results, settings)

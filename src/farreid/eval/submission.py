@@ -4,6 +4,10 @@ Format: header `row_id,case,query_tracklet,ranked_gallery_tracklets`; cases in t
 (G2A), Case 3 (A2A); inside a case the queries sorted by (pid, tracklet name) (by name alone when labels are
 anonymised, pid -1); `ranked_gallery_tracklets` = every gallery tracklet name of the case, best first,
 space-separated; `row_id` counts from 1 across all cases.
+
+The scorer also reads the AG-VPReID leaderboard's form, `row_id,query_tracklet,gallery_tracklets`: no case column
+(each query's case is found from its name in the labels) and only the top of each ranking, so only the metrics
+that the listed depth decides are computed (CMC and mAP@k up to it; mAP and mINP need the whole ranking).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from farreid.errors import FarreidError
 from farreid.eval.metrics import RankResult, evaluate_rank
-from farreid.eval.protocols import CASE_ORDER, ProtocolData
+from farreid.eval.protocols import CASE_ORDER, EvaluationResult, ProtocolData, ProtocolResult
 from farreid.utils.io import atomic_write_text
 
 CASE_NAMES = {
@@ -25,6 +29,7 @@ CASE_NAMES = {
     "A2A": "Case 3: Aerial to Aerial",
 }
 HEADER = ("row_id", "case", "query_tracklet", "ranked_gallery_tracklets")
+TOP_K_HEADER = ("row_id", "query_tracklet", "gallery_tracklets")  # the AG-VPReID leaderboard's form
 
 
 def check_gallery_names(data: ProtocolData) -> None:
@@ -63,25 +68,43 @@ def write_submission(path: str | Path, cases: dict[str, tuple[ProtocolData, np.n
     return row_id
 
 
-def read_submission(path: str | Path) -> dict[str, list[tuple[str, list[str]]]]:
-    """{protocol name: [(query tracklet, ranked gallery tracklets), ...]} in file order, checking the format."""
+def read_submission_rows(path: str | Path) -> tuple[list[tuple[int, str | None, str, list[str]]], bool]:
+    """(line, protocol name, query tracklet, ranked gallery tracklets) of every row, checking the format, and
+    whether the file is the top-k form (then the protocol name is None and the lists may be partial)."""
     path = Path(path)
     if not path.is_file():
         raise FarreidError(f"submission CSV not found: {path}")
     by_case = {v: k for k, v in CASE_NAMES.items()}
-    out: dict[str, list[tuple[str, list[str]]]] = {}
+    rows: list[tuple[int, str | None, str, list[str]]] = []
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header) != HEADER:
-            raise FarreidError(f"{path}: header must be {','.join(HEADER)}, got {header}")
+        given = tuple(h.strip() for h in header) if header is not None else None
+        if given not in (HEADER, TOP_K_HEADER):
+            raise FarreidError(f"{path}: header must be {','.join(HEADER)} (or the AG-VPReID form "
+                               f"{','.join(TOP_K_HEADER)}), got {header}")
+        top_k = given == TOP_K_HEADER
         for line, row in enumerate(reader, start=2):
-            if len(row) != len(HEADER):
-                raise FarreidError(f"{path}, line {line}: expected {len(HEADER)} fields, got {len(row)}")
+            if len(row) != len(given):
+                raise FarreidError(f"{path}, line {line}: expected {len(given)} fields, got {len(row)}")
+            if top_k:
+                rows.append((line, None, row[1], row[2].split()))
+                continue
             case = by_case.get(row[1])
             if case is None:
-                raise FarreidError(f"{path}, line {line}: unknown case {row[1]!r}")
-            out.setdefault(case, []).append((row[2], row[3].split()))
+                raise FarreidError(f"{path}, line {line}: unknown case {row[1]!r}; expected one of {list(by_case)}")
+            rows.append((line, case, row[2], row[3].split()))
+    return rows, top_k
+
+
+def read_submission(path: str | Path) -> dict[str, list[tuple[str, list[str]]]]:
+    """{protocol name: [(query tracklet, ranked gallery tracklets), ...]} in file order, checking the format."""
+    rows, top_k = read_submission_rows(path)
+    if top_k:
+        raise FarreidError(f"{path} is in the AG-VPReID top-k form, which has no cases; score it with labels")
+    out: dict[str, list[tuple[str, list[str]]]] = {}
+    for _, case, query, ranked in rows:
+        out.setdefault(case, []).append((query, ranked))
     return out
 
 
@@ -92,45 +115,124 @@ def _index(names: list[str], what: str) -> dict[str, int]:
     return index
 
 
+def _is_labelled(part) -> bool:
+    return bool(len(part.names)) and bool((np.asarray(part.pids) >= 0).all())
+
+
+def _gallery_order(path: Path, line: int, case: str, query: str, ranked: list[str], g_index: dict[str, int],
+                   complete: bool = True) -> np.ndarray:
+    """Gallery indices of one ranked list, best first: each gallery tracklet at most once, and all of them unless
+    the list is a top-k list (`complete=False`), whose unlisted tracklets follow in gallery order."""
+    order = np.fromiter((g_index.get(n, -1) for n in ranked), dtype=np.int64, count=len(ranked))
+    if (order < 0).any():
+        unknown = ranked[int(np.argmax(order < 0))]
+        raise FarreidError(f"{path}, line {line}: unknown {case} gallery tracklet {unknown!r} in the ranked list "
+                           f"of query {query!r}")
+    counts = np.bincount(order, minlength=len(g_index))
+    if (counts > 1).any():
+        twice = ranked[int(np.argmax(counts[order] > 1))]
+        raise FarreidError(f"{path}, line {line}: gallery tracklet {twice!r} appears twice in the ranked list of "
+                           f"query {query!r}")
+    if not order.size:
+        raise FarreidError(f"{path}, line {line}: the ranked list of query {query!r} is empty")
+    if not complete:
+        return np.concatenate([order, np.flatnonzero(counts == 0)])
+    if len(order) != len(g_index):
+        missing = next(n for n, i in g_index.items() if counts[i] == 0)
+        raise FarreidError(
+            f"{path}, line {line}: the ranked list of query {query!r} has {len(order)} of the {len(g_index)} {case} "
+            f"gallery tracklets (e.g. {missing!r} is missing); rank each gallery tracklet exactly once"
+        )
+    return order
+
+
 def score_submission(
     path: str | Path,
-    truth: list[ProtocolData],
+    truth: list,
     junk: str = "tracklet",
     max_rank: int = 50,
     map_at: tuple[int, ...] = (10,),
+    ap_interpolation: str = "none",
 ) -> dict[str, RankResult]:
     """Metrics of a submission CSV against labelled protocols (same definitions as `evaluate_rank`).
 
-    Default junk rule "tracklet" is the challenge scorer's. Every query of a case must appear exactly once and
-    rank every gallery tracklet of its case exactly once.
+    `truth` holds one item per case with `.name` and `.query` / `.gallery` sets of `names`, `pids`, `camids`
+    (`ProtocolData`, or `farreid.eval.labels.LabelledProtocol`). Every query of a case must have exactly one row,
+    ranking every gallery tracklet of its case exactly once; rows of a case without labels are an error.
+    Default junk rule "tracklet" is the challenge scorer's; `ap_interpolation="trapezoid"` is its AP.
+    A top-k file (AG-VPReID form) needs the tracklet junk rule (its leaderboard knows no cameras); its results
+    carry `depth`, the shortest list, beyond which they are NaN.
     """
-    rows = read_submission(path)
+    path = Path(path)
+    rows, top_k = read_submission_rows(path)
+    by_name = {data.name: data for data in truth}
+    if top_k:
+        if junk != "tracklet":
+            raise FarreidError(f"{path} is a top-k list without cameras (AG-VPReID form): score it with "
+                               "eval.junk=tracklet")
+        rows = _with_cases(path, rows, truth)
+    extra = sorted({case for _, case, _, _ in rows} - set(by_name))
+    if extra:
+        raise FarreidError(f"{path} has rows for {', '.join(extra)}, which the labels do not cover "
+                           f"(they have {', '.join(by_name) or 'nothing'})")
     results: dict[str, RankResult] = {}
     for data in truth:
-        if data.name not in rows:
-            raise FarreidError(f"{path}: no rows for {data.name} ({CASE_NAMES.get(data.name, 'unknown case')})")
-        if not data.labelled:
+        if not _is_labelled(data.query) or not _is_labelled(data.gallery):
             raise FarreidError(f"cannot score {data.name}: its ground truth has unknown (-1) identities")
-        q_index = _index(data.query.names, f"{data.name} query set")
-        g_index = _index(data.gallery.names, f"{data.name} gallery set")
-        entries = rows[data.name]
-        seen = [q_index.get(qn) for qn, _ in entries]
-        if None in seen or len(set(seen)) != len(seen) or len(seen) != len(q_index):
-            raise FarreidError(
-                f"{path}: {data.name} must list each of its {len(q_index)} queries exactly once "
-                f"(got {len(entries)} rows, {len(set(s for s in seen if s is not None))} known distinct queries)"
-            )
+        q_index = _index(list(data.query.names), f"{data.name} query set")
+        g_index = _index(list(data.gallery.names), f"{data.name} gallery set")
+        entries = [(line, q, ranked) for line, case, q, ranked in rows if case == data.name]
+        if not entries:
+            raise FarreidError(f"{path}: no rows for {data.name} ({CASE_NAMES.get(data.name, 'unknown case')}); "
+                               f"each of its {len(q_index)} queries must be listed exactly once (to score only some "
+                               "cases, pick them with data.protocol or leave the others out of the labels file)")
+        listed: dict[str, int] = {}
         positions = np.empty((len(entries), len(g_index)), dtype=np.float64)
-        for r, (qn, ranked) in enumerate(entries):
-            order = [g_index.get(n, -1) for n in ranked]
-            if len(order) != len(g_index) or -1 in order or len(set(order)) != len(order):
-                raise FarreidError(
-                    f"{path}: {data.name} query {qn!r} must rank each of the {len(g_index)} gallery tracklets once"
-                )
-            positions[r, order] = np.arange(len(order))
-        q = data.query.subset(np.array(seen))
+        for r, (line, query, ranked) in enumerate(entries):
+            if query not in q_index:
+                raise FarreidError(f"{path}, line {line}: unknown {data.name} query tracklet {query!r}")
+            if query in listed:
+                raise FarreidError(f"{path}, line {line}: {data.name} query {query!r} is listed again (first on line "
+                                   f"{listed[query]}); each query exactly once")
+            listed[query] = line
+            order = _gallery_order(path, line, data.name, query, ranked, g_index, complete=not top_k)
+            positions[r, order] = np.arange(len(g_index))
+        if len(listed) != len(q_index):
+            missing = next(q for q in q_index if q not in listed)
+            raise FarreidError(f"{path}: {data.name} query {missing!r} has no row; each of its {len(q_index)} "
+                               "queries must be listed exactly once")
+        rows_q = np.array([q_index[q] for _, q, _ in entries])
+        q_pids, q_camids = np.asarray(data.query.pids)[rows_q], np.asarray(data.query.camids)[rows_q]
         results[data.name] = evaluate_rank(
-            positions, q.pids, data.gallery.pids, q.camids, data.gallery.camids, junk=junk,
-            q_names=q.names, g_names=data.gallery.names, max_rank=max_rank, map_at=map_at,
+            positions, q_pids, np.asarray(data.gallery.pids), q_camids, np.asarray(data.gallery.camids), junk=junk,
+            q_names=[q for _, q, _ in entries], g_names=list(data.gallery.names), max_rank=max_rank, map_at=map_at,
+            ap_interpolation=ap_interpolation,
         )
+        if top_k:  # ranks down to the shortest list are known (one fewer where a query lists its own tracklet)
+            depth = min(len(ranked) - (query in ranked) for _, query, ranked in entries)
+            results[data.name].depth = depth if depth < len(g_index) else None
     return results
+
+
+def _with_cases(path: Path, rows: list, truth: list) -> list:
+    """Top-k rows with the case of each query, found from its name in the labels."""
+    case_of: dict[str, str] = {}
+    for data in truth:
+        for name in data.query.names:
+            if name in case_of:
+                raise FarreidError(f"query tracklet {name!r} is in the labels of both {case_of[name]} and {data.name}; "
+                                   "a file without a case column cannot be scored against both")
+            case_of[name] = data.name
+    out = []
+    for line, _, query, ranked in rows:
+        if query not in case_of:
+            raise FarreidError(f"{path}, line {line}: unknown query tracklet {query!r} (in no case of the labels)")
+        out.append((line, case_of[query], query, ranked))
+    return out
+
+
+def scored_result(results: dict[str, RankResult], truth: list, settings: dict) -> EvaluationResult:
+    """The scores of `score_submission` as an `EvaluationResult` (the table and metrics.json of `farreid eval`)."""
+    protocols = [ProtocolResult(d.name, len(d.query.names), len(d.gallery.names), results[d.name],
+                                np.zeros((len(d.query.names), 0), dtype=np.int64)) for d in truth]
+    return EvaluationResult(protocols, settings)

@@ -139,5 +139,5 @@ def evaluate_embedded(
         rerank=RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if use_rerank else None,
         chunk_size=e.query_chunk, device=device, write_csv=e.write_csv,
         show_queries=e.show_queries if show_queries is None else show_queries, show_topk=e.show_topk,
-        title=title or f"farreid evaluation: {cfg.name}",
+        title=title or f"farreid evaluation: {cfg.name}", ap_interpolation=e.ap_interpolation,
     )
