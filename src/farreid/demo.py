@@ -49,8 +49,9 @@ class Row:
 
 TRAINED = Row("trained", "pretrained towers fine-tuned with the paper's two stages (the recipe)", stage2_only=False)
 FROM_SCRATCH = Row(
-    "from_scratch", "the same model and schedule from random weights (every block trained)",
-    ("model.pretrained=''", "model.finetune_last_n=4", "model.finetune_lr_mult=1.0"), stage2_only=False,
+    "from_scratch", "the same model and epochs from random weights, every block trained (lr 1e-3)",
+    ("model.pretrained=''", "model.finetune_last_n=4", "model.finetune_lr_mult=1.0", "train.stage2.lr=1e-3"),
+    stage2_only=False,
 )
 ABLATIONS = (
     Row("mean_pooling", "trained, mean instead of attention pooling", ("model.pooling=mean",)),
