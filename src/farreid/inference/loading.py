@@ -110,11 +110,27 @@ def _read_stage2(path: str | Path) -> tuple[Path, dict[str, Any]]:
     return path, state
 
 
+def _stored_config(path: Path, state: Mapping[str, Any]) -> Config:
+    """The stored configuration with `out_dir` back at the schema's relative default: a path stored in a file
+    someone hands us never decides where we write."""
+    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+    cfg.out_dir = Config().out_dir
+    return cfg
+
+
+def run_folder_of(checkpoint: str | Path) -> Path | None:
+    """The training run folder a checkpoint path given by the user names (`<run>` or `<run>/checkpoints/x.pt`)."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        return path if (path / "checkpoints").is_dir() else (path.parent if path.name == "checkpoints" else None)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
 def checkpoint_config(path: str | Path) -> Config:
     """The configuration a stage-2 checkpoint was trained with, with `device` and `precision` back at `auto`
-    (where a model was trained says nothing about where it runs now)."""
+    (where a model was trained says nothing about where it runs now) and `out_dir` at its relative default."""
     path, state = _read_stage2(path)
-    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+    cfg = _stored_config(path, state)
     cfg.device, cfg.precision = "auto", "auto"
     return cfg
 
@@ -123,7 +139,7 @@ def load_trained_model(path: str | Path) -> LoadedCheckpoint:
     """Read a stage-2 training checkpoint (never unpickling code) and rebuild its FarReID, weights loaded."""
     path, state = _read_stage2(path)
     weights = state["model"]
-    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+    cfg = _stored_config(path, state)
     info = state.get("model_info") or {}
     spec = _clip_spec(info, weights, cfg)
     clip = CLIP(spec, image_size=(cfg.data.height, cfg.data.width), stride=cfg.model.stride or None,
