@@ -33,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from farreid.eval.validity import check_finite, integer_labels
 from farreid.errors import FarreidError
 from farreid.utils.io import atomic_open, atomic_write_text
 
@@ -61,8 +62,9 @@ class FeatureSet:
         n = self.features.shape[0]
         if self.features.ndim != 2:
             raise FarreidError(f"features must be (N, D), got shape {tuple(self.features.shape)}")
-        self.pids = np.asarray(self.pids, dtype=np.int64)
-        self.camids = np.asarray(self.camids, dtype=np.int64)
+        self.pids = integer_labels(self.pids, "pids")
+        self.camids = integer_labels(self.camids, "camera ids")
+        check_finite(self.features, "features")
         self.frames = list(self.frames) or [()] * n
         self.altitude = np.full(n, np.nan) if self.altitude is None else np.asarray(self.altitude, dtype=np.float64)
         self.distance = np.full(n, np.nan) if self.distance is None else np.asarray(self.distance, dtype=np.float64)
@@ -222,7 +224,7 @@ def iter_feature_chunks(folder: str | Path, rows: int = 65536) -> Iterator[torch
             block = fh.get_slice("features")
             n = block.get_shape()[0]
             for start in range(0, n, rows):
-                yield block[start : min(start + rows, n)].float()
+                yield check_finite(block[start : min(start + rows, n)].float(), f"{path}: rows from {start}, the features")
 
 
 def _read_meta(path: Path) -> list[dict[str, str]]:
@@ -267,6 +269,7 @@ def load_feature_set(folder: str | Path) -> FeatureSet:
         features = tensors.get("features")
         if features is None or features.ndim != 2 or not features.is_floating_point():
             raise FarreidError(f"{files[0]} must hold a 2-D float tensor named 'features'")
+        check_finite(features, f"{files[0]}: the features")
     else:
         _, dim = feature_shape(folder)
         features = torch.cat(list(iter_feature_chunks(folder)) or [torch.zeros(0, dim)])
