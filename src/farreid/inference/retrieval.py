@@ -78,8 +78,8 @@ class SearchResults:
                              "gallery_index"])
             for qi, hits in enumerate(self.hits):
                 for h in hits:
-                    writer.writerow([self.queries.names[qi], h.rank, f"{h.score:.6f}", h.name, h.pid, h.camid,
-                                     h.platform, h.index])
+                    writer.writerow([spreadsheet_safe(self.queries.names[qi]), h.rank, f"{h.score:.6f}",
+                                     spreadsheet_safe(h.name), h.pid, h.camid, h.platform, h.index])
         return Path(path)
 
     def write_pictures(self, folder: str | Path, max_queries: int | None = None, topk: int = 10) -> list[Path]:

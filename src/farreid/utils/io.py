@@ -76,6 +76,20 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+@contextlib.contextmanager
+def read_text_file(path: str | Path) -> Iterator[IO[str]]:
+    """Open a UTF-8 text file we read (CSV, YAML); bytes that are not UTF-8 are one error naming the file."""
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as fh:
+            yield fh
+    except UnicodeDecodeError as exc:
+        raise FarreidError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise FarreidError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_open(path, "w") as fh:
         fh.write(text)
@@ -191,3 +205,17 @@ def clear_own_outputs(folder: str | Path, owned: tuple[str, ...], command: str, 
                 entry.unlink()
     except OSError as exc:
         raise FarreidError(f"cannot delete {exc.filename or folder}: {exc.strerror or exc}") from None
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell starting with one as a formula
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A text cell for a CSV that spreadsheets open: one starting like a formula gets a leading `'`, which
+    spreadsheets show as text; every other cell (all ordinary tracklet names) is unchanged."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def from_spreadsheet_safe(cell: str) -> str:
+    """The text `spreadsheet_safe` was given."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
