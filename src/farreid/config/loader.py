@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from farreid.errors import FarreidError
+from farreid.utils.io import read_text_file
 from farreid.config.schema import CHOICES, OPTIONS, POSITIVE, RANGES, RULES, Config, Range
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -73,7 +74,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path in seen:
         raise ConfigError(f"recipe inheritance loops back to {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with read_text_file(path) as fh:
+            data = yaml.safe_load(fh) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -22,6 +22,7 @@ from farreid.data import build_dataset_from_config
 from farreid.data.registry import dataset_options
 from farreid.errors import FarreidError
 from farreid.eval import EvaluationResult, FeatureSet, ProtocolData, RerankParams, run_evaluation, save_protocol
+from farreid.eval.features import check_text_names
 from farreid.inference.loading import checkpoint_config, run_folder_of
 from farreid.inference.model import ReIDModel
 from farreid.utils.io import check_output, safe_join
@@ -84,6 +85,9 @@ def embed_protocols(
     dataset = build_dataset_from_config(cfg.data, **extra)
     if not dataset.protocols:
         raise FarreidError(f"dataset {cfg.data.dataset!r} at {cfg.data.root} has no test protocol (query and gallery)")
+    for name, protocol in dataset.protocols.items():
+        for split in (protocol.query, protocol.gallery):
+            check_text_names(split, f"{cfg.data.root} ({name})")
     splits = [split for protocol in dataset.protocols.values() for split in (protocol.query, protocol.gallery)]
     features = embed_once(runner, splits)
     protocols = []

@@ -27,6 +27,7 @@ from farreid.eval.features import (
     FEATURES_FILE,
     MANIFEST_FILE,
     META_FILE,
+    check_text_names,
     meta_row,
     shard_file,
     shard_header,
@@ -166,8 +167,9 @@ def extract_to_store(
     splits = input_splits(input_dir, dataset, protocol=protocol, train=train, options=options, camid=camid,
                           platform=platform)
     targets = [(split, safe_join(out_dir, *filter(None, split.name.split("/")))) for split in splits]
-    for split, _ in targets:
-        model.check_prompt_keys(split.tracklets)  # every split checked before the first is embedded
+    for split, _ in targets:  # every split checked before the first is embedded
+        model.check_prompt_keys(split.tracklets)
+        check_text_names(split.tracklets, f"{input_dir} ({split.name or 'tracklets'})")
     return [
         extract_split(model, split.tracklets, folder, shard_size=shard_size, overwrite=overwrite, name=split.name)
         for split, folder in targets
