@@ -94,6 +94,8 @@ def evaluate(
         _evaluate_checkpoint(checkpoint, config, overrides, out)
         return
     cfg = build_config(config, overrides)
+    if out is not None and score_csv is None:
+        check_output(out, "dir")
     protocols = _load(features, query, gallery, name, protocol)
     if score_csv is not None:
         setup_logging()
@@ -104,7 +106,6 @@ def evaluate(
 
         out = create_run(cfg).results / "eval"
     else:
-        check_output(out, "dir")
         setup_logging()
     from farreid.eval import RerankParams, run_evaluation
     from farreid.utils.device import resolve_device

@@ -38,7 +38,7 @@ from farreid.eval.features import (
 from farreid.eval.pictures import pick_frames
 from farreid.inference.layouts import input_splits
 from farreid.inference.model import ReIDModel
-from farreid.utils.io import atomic_write_json, safe_join
+from farreid.utils.io import atomic_write_json, remove_stale_temps, safe_join
 from farreid.utils.log import get_logger, progress
 
 PLAN_FILE = "extract.json"
@@ -121,6 +121,7 @@ def extract_split(
     start_time = time.perf_counter()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(folder)  # a killed extraction's half-written shard
     settings = extraction_settings(model, tracklets, shard_size)
     _prepare(folder, settings, overwrite)
     stamp = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]

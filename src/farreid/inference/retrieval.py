@@ -28,7 +28,7 @@ from farreid.eval.pictures import MATCH, MISMATCH, NEUTRAL, QUERY, Item, ranked_
 from farreid.eval.report import png_bytes
 from farreid.inference.model import ReIDModel
 from farreid.inference.search import topk_search
-from farreid.utils.io import atomic_open, safe_join
+from farreid.utils.io import atomic_open, safe_join, spreadsheet_safe
 from farreid.utils.log import progress
 
 RERANK_MAX_GALLERY = 50_000

@@ -22,9 +22,10 @@ from farreid.errors import FarreidError
 
 TEMP_SUFFIX = ".tmp"  # atomic_open's temporary files are `.<name>.<random>.tmp` beside their target
 OWNER_MARKER = ".farreid.json"  # written into a folder farreid creates for a command (see `claim_folder`)
-_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
                 errno.EDQUOT: "the disk quota is exceeded", errno.EACCES: "permission denied",
                 errno.EPERM: "permission denied"}
+FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)  # never a bug, wherever they are met
 
 
 class UnsafePathError(FarreidError, ValueError):
@@ -47,7 +48,7 @@ def temp_file_beside(path: str | Path) -> tuple[int, str]:
 
 def output_error(path: str | Path, exc: OSError) -> FarreidError:
     """One message naming `path` for an OS error met while writing it (disk full, read-only, no permission)."""
-    reason = _DISK_ERRORS.get(exc.errno or -1, exc.strerror or str(exc))
+    reason = DISK_ERRORS.get(exc.errno or -1, exc.strerror or str(exc))
     return FarreidError(f"cannot write {path}: {reason}")
 
 
@@ -71,7 +72,7 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS:
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
             raise output_error(path, exc) from None
         raise
 
