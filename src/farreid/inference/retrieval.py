@@ -197,13 +197,15 @@ def query_features(
 ) -> FeatureSet:
     """Query embeddings: a saved feature set as it is, or tracklet folder(s) embedded by `checkpoint` (default:
     the checkpoint recorded in the gallery's metadata) with the gallery's extraction settings."""
-    from farreid.eval.features import has_features
+    from farreid.eval.features import check_text_names, has_features
     from farreid.inference.layouts import input_splits
 
     query = Path(query)
     if has_features(query):
         return load_feature_set(query)
     splits = input_splits(query, camid=camid, platform=platform)  # checked before the model is loaded
+    for split in splits:
+        check_text_names(split.tracklets, str(query))
     if checkpoint is None:
         checkpoint = read_feature_metadata(gallery).get("checkpoint") or None
         if checkpoint is None:
