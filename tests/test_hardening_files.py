@@ -55,10 +55,10 @@ def _manifest_without_shards(tmp, f, t):
     return folder / "manifest.json"
 
 
-def _garbage(suffix):
+def _garbage(suffix, data=b"\x00\x01garbage, not weights" * 10):
     def make(tmp, f, t):
         path = tmp / f"weights{suffix}"
-        path.write_bytes(b"\x00\x01garbage, not weights" * 10)
+        path.write_bytes(data)
         return path
     return make
 
@@ -103,6 +103,8 @@ CASES = {
     "train: garbage .safetensors as model.pretrained": (
         _garbage(".safetensors"), lambda p, f, t, tmp: _train(p, t, tmp), "cannot read"),
     "train: garbage .pt as model.pretrained": (_garbage(".pt"), lambda p, f, t, tmp: _train(p, t, tmp), "cannot read"),
+    "train: empty pickle as model.pretrained": (  # torch.load raises IndexError (pop from empty list) on it
+        _garbage(".pt", b"\x80\x02."), lambda p, f, t, tmp: _train(p, t, tmp), "cannot read"),
     "train: TorchScript class with arguments": (
         _torchscript_class_with_arguments, lambda p, f, t, tmp: _train(p, t, tmp), "no CLIP ViT image tower"),
     "extract: clip_spec with an extra key": (
