@@ -36,6 +36,7 @@ CASES = {
     "extract --workers -1": (["extract", "--checkpoint", "c.pt", "-i", "i", "-o", "o", "--workers", "-1"], "--workers"),
     "extract --batch-size 0": (["extract", "--checkpoint", "c.pt", "-i", "i", "-o", "o", "--batch-size", "0"], "--batch-size"),
     "export --opset 3": (["export", "onnx", "--checkpoint", "c.pt", "-o", "m.onnx", "--opset", "3"], "--opset"),
+    "synth --stress 1.5": (["data", "synth", "-o", "out", "--stress", "1.5"], "--stress"),
     "export --atol 0": (["export", "onnx", "--checkpoint", "c.pt", "-o", "m.onnx", "--atol", "0"], "--atol"),
 }
 

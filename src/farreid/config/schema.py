@@ -434,5 +434,6 @@ OPTIONS: dict[str, Range | tuple] = {
     "search --rerank-max-gallery": Range(1),
     "extract --shard-size": Range(1),
     "export onnx --atol": Range(0, open_low=True),
-    "export onnx --opset": Range(18),  # the dynamo exporter writes opset 18 or newer (it upgrades older requests)
+    "export onnx --opset": Range(18),
+    "data synth --stress": PROBABILITY,  # the dynamo exporter writes opset 18 or newer (it upgrades older requests)
 }
