@@ -81,6 +81,16 @@ def test_fresh_removes_exactly_what_farreid_wrote(tmp_path):
     assert (outside / "keep.txt").read_text() == "mine"
 
 
+def test_a_used_folder_that_was_not_ours_is_never_marked(tmp_path):
+    """`demo --out my_project` into a folder with the user's own data/ must not make a later --fresh delete it."""
+    root = _unmarked_folder_with_data(tmp_path / "project")
+    claim_folder(root, "demo")
+    assert not (root / OWNER_MARKER).exists()
+    with pytest.raises(FarreidError, match=f"has no {OWNER_MARKER}"):
+        clear_own_outputs(root, ("data", "report.html"), "demo")
+    assert (root / "data" / "survey.csv").read_text() == "mine"
+
+
 def test_a_file_in_place_of_the_folder_is_refused(tmp_path):
     path = tmp_path / "file"
     path.write_text("mine")

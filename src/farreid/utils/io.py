@@ -170,11 +170,12 @@ def check_output(path: str | Path, kind: str = "dir", *, empty: bool = False, op
 
 
 def claim_folder(folder: str | Path, command: str) -> Path:
-    """Create `folder` (if needed) and mark it as one `command` writes into, so that a later `clear_own_outputs`
-    knows it may empty it."""
+    """Create `folder` (if needed) and, when farreid creates it (new or empty), mark it as one `command` writes
+    into, so that a later `clear_own_outputs` knows it may empty it. A folder that already held files without
+    the marker is used but never marked: it may hold the user's own files under names farreid also uses."""
     folder = Path(folder)
     marker = folder / OWNER_MARKER
-    if not marker.is_file():
+    if not marker.is_file() and not (folder.is_dir() and any(folder.iterdir())):
         atomic_write_json(marker, {"written_by": f"farreid {command}"})
     return folder
 
