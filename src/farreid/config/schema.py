@@ -395,6 +395,19 @@ def _patch_size(cfg: Any) -> int:
     return spec.vision.patch_size if spec is not None else 1
 
 
+def _depth(cfg: Any) -> int:
+    """The named backbone's number of blocks (unbounded when it is only known from its weight file; the model
+    checks again when it is built)."""
+    from farreid.models.clip.configs import CLIP_CONFIGS
+
+    spec = CLIP_CONFIGS.get(cfg.model.backbone)
+    return spec.vision.layers if spec is not None else 1 << 30
+
+
+def _ascending(values: Any) -> bool:
+    return all(a < b for a, b in zip(list(values), list(values)[1:]))
+
+
 def _stage_rules(stage: str) -> tuple[Rule, ...]:
     key = f"train.{stage}"
     return (
@@ -413,6 +426,12 @@ RULES: tuple[Rule, ...] = (
          lambda c: f"is smaller than the {c.model.backbone} patch size {_patch_size(c)}"),
     Rule("data.width", lambda c: c.data.width >= _patch_size(c),
          lambda c: f"is smaller than the {c.model.backbone} patch size {_patch_size(c)}"),
+    Rule("model.pbp.depth", lambda c: c.model.pbp.depth == -1 or 1 <= c.model.pbp.depth <= _depth(c),
+         lambda c: f"must be -1 (three quarters of the blocks) or in [1, {_depth(c)}], the {c.model.backbone} depth"),
+    Rule("model.finetune_last_n", lambda c: c.model.finetune_last_n <= _depth(c),
+         lambda c: f"must not exceed the {c.model.backbone} depth {_depth(c)}"),
+    Rule("model.pbp.altitude_bins", lambda c: _ascending(c.model.pbp.altitude_bins), lambda c: "must be ascending"),
+    Rule("model.pbp.distance_bins", lambda c: _ascending(c.model.pbp.distance_bins), lambda c: "must be ascending"),
     Rule("data.aug.erase_min_area", lambda c: c.data.aug.erase_min_area <= c.data.aug.erase_max_area,
          lambda c: f"must not exceed data.aug.erase_max_area = {c.data.aug.erase_max_area}"),
     Rule("data.aug.degrade_min_height", lambda c: c.data.aug.degrade_min_height <= c.data.aug.degrade_max_height,
