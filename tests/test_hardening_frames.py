@@ -68,6 +68,9 @@ BOMB_COMMANDS = {
     "eval": lambda t, g, tmp: (lambda data, bomb: (["eval", "--checkpoint", t.checkpoint, "-o", tmp / "e",
                                                     f"data.root={data}", "eval.show_queries=0"], bomb))(
         *_data_copy_with_bomb(t, tmp, "case1_aerial_to_ground")),
+    "eval, frames decoded in a worker process": lambda t, g, tmp: (lambda data, bomb: (
+        ["eval", "--checkpoint", t.checkpoint, "-o", tmp / "e", f"data.root={data}", "eval.show_queries=0",
+         "data.workers=1"], bomb))(*_data_copy_with_bomb(t, tmp, "case2_ground_to_aerial")),
     "train": lambda t, g, tmp: (lambda data, bomb: (["train", f"out_dir={tmp / 'runs'}", f"data.root={data}",
                                                      *TINY_OVERRIDES], bomb))(*_data_copy_with_bomb(t, tmp, "train")),
 }
