@@ -143,7 +143,7 @@ def test_a_partial_feature_tree_is_reported_not_skipped(damage, words, tmp_path,
     assert [p.name for p in load_protocols(root, ["A2A"])] == ["A2A"]  # leaving it out explicitly still works
 
 
-HOSTILE = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)"]
+HOSTILE = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1)", "'=quoted"]
 
 
 def _hostile_protocol():

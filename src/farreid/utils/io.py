@@ -214,10 +214,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell s
 
 def spreadsheet_safe(cell: str) -> str:
     """A text cell for a CSV that spreadsheets open: one starting like a formula gets a leading `'`, which
-    spreadsheets show as text; every other cell (all ordinary tracklet names) is unchanged."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+    spreadsheets show as text (as does one already starting with `'`, so that reading back is exact); every
+    other cell (all ordinary tracklet names) is unchanged."""
+    return "'" + cell if cell.startswith((*FORMULA_STARTS, "'")) else cell
 
 
 def from_spreadsheet_safe(cell: str) -> str:
     """The text `spreadsheet_safe` was given."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+    return cell[1:] if cell.startswith("'") else cell
