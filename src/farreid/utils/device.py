@@ -63,8 +63,9 @@ def warn_if_slow_precision(precision: str, device: torch.device) -> None:
     _warned_slow_precision = True
     warnings.warn(
         f"precision={precision} on a CPU without AVX-512-BF16 or AMX (no {' / '.join(FAST_BF16_FLAGS)} in "
-        "/proc/cpuinfo): torch falls back to a generic matrix multiply, and a ViT-B/16 stage-2 step took 680-1060 s "
-        "in bf16 against 23 s in fp32 on such a CPU; use precision=auto (fp32 here) unless you measured otherwise",
+        "/proc/cpuinfo): torch falls back to a generic matrix multiply, ~65x slower than fp32 for a ViT-B/16 MLP "
+        "layer (benchmarks/bench_precision_cpu.py), and a ViT-B/16 stage-2 step took 680-1060 s in bf16 against 23 s "
+        "in fp32 on such a CPU; use precision=auto (fp32 here) unless you measured otherwise",
         SlowPrecisionWarning, stacklevel=3,
     )
 
