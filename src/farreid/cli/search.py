@@ -69,8 +69,9 @@ def search(
     ):
         check_option(key, value, name)
     if out is not None:
-        check_output(out / "ranking.csv", "file", option="--out")
-        check_output(out / "pictures", "dir", option="--out")
+        check_output(out, "dir")
+        check_output(out / "ranking.csv", "file")
+        check_output(out / "pictures", "dir")
     setup_logging()
     queries = query_features(query, gallery, checkpoint, camid=camid, platform=platform, device=device)
     results = search_gallery(
