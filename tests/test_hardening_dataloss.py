@@ -44,7 +44,7 @@ def _synthetic_set_with_user_file(root):
 
 
 CASES = {
-    "demo --fresh --minutes -1": (_user_project, ["demo", "--fresh", "--minutes", "-1", "--out"], "--minutes"),
+    "demo --fresh --scale -1": (_user_project, ["demo", "--fresh", "--scale", "-1", "--out"], "--scale"),
     "demo --fresh bad override": (_user_project, ["demo", "--fresh", "model.pooling=max", "--out"], "model.pooling"),
     "demo --fresh on a user folder": (_user_project, ["demo", "--fresh", "--out"], "notes.txt"),
     "demo --fresh, user file in a demo folder": (_demo_folder_with_user_file, ["demo", "--fresh", "--out"], "thesis.tex"),
