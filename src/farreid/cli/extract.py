@@ -71,7 +71,7 @@ def extract(
 
     for key, value, name in (
         ("extract --shard-size", shard_size, "--shard-size"), ("extract --platform", platform, "--platform"),
-        ("device", device, "--device"), ("precision", precision, "--precision"), ("data.protocol", protocol, "--protocol"),
+        ("device", device, "--device"), ("precision", precision, "--precision"),
         ("eval.batch_size", batch_size, "--batch-size"), ("data.workers", workers, "--workers"),
     ):
         check_option(key, value, name)
