@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from farreid.config import Config, load_config
 from farreid.errors import FarreidError
+from farreid.utils.io import check_output, claim_folder, clear_own_outputs
 from farreid.utils.log import get_logger, setup_logging
 
 if TYPE_CHECKING:  # torch and the evaluation code load when the demo runs, not when `farreid --help` lists it
@@ -59,6 +59,8 @@ ABLATIONS = (
     Row("frozen_backbone", "trained, no last-N fine-tuning (towers frozen)", ("model.finetune_last_n=0",)),
     Row("no_degradation", "trained, no far-distance degradation augmentation", ("data.aug.degrade_prob=0.0",)),
 )
+DEMO_OUTPUTS = ("data", "eval", "summary.json", "report.html",
+                *(row.name for row in (TRAINED, FROM_SCRATCH, *ABLATIONS)))  # what `fresh=True` may delete
 
 
 @dataclass
@@ -154,9 +156,10 @@ def run_demo(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     cfg = demo_config(out_dir, scale, seed, overrides)  # every option checked before anything is touched
-    if fresh and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output(out_dir, "dir")
+    if fresh:
+        clear_own_outputs(out_dir, DEMO_OUTPUTS, "demo")
+    claim_folder(out_dir, "demo")
     setup_logging(None, console=console)
     data_summary = ensure_data(Path(cfg.data.root), seed, num_ids)
     dataset = build_dataset_from_config(cfg.data)

@@ -28,9 +28,17 @@ from farreid.cli import (  # noqa: E402,F401  (registration)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user-fixable errors become one line on stderr and exit status 2."""
+    """Entry point: user-fixable errors (and a full or read-only disk met anywhere) become one line on stderr and
+    exit status 2."""
+    from farreid.utils.io import FULL_OR_READ_ONLY, output_error
+
     try:
         app(args=argv, standalone_mode=True)
     except FarreidError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except OSError as exc:
+        if exc.errno not in FULL_OR_READ_ONLY:
+            raise
+        typer.secho(f"error: {output_error(exc.filename or 'a file', exc)}", fg=typer.colors.RED, err=True)
         sys.exit(2)

@@ -38,8 +38,10 @@ def synth(
     ),
 ) -> None:
     """Write a small synthetic aerial-ground data set in the DetReIDX layout."""
+    from farreid.config import check_option
     from farreid.data.synthetic import generate
 
+    check_option("data synth --stress", stress, "--stress")
     summary = generate(out, num_ids=ids, seed=seed, frames=frames, ground_tracklets=ground,
                        aerial_tracklets=aerial, anonymised=anonymised, overwrite=overwrite, stress=stress)
     typer.echo(

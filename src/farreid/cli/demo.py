@@ -18,7 +18,11 @@ def demo(
     ),
     ablations: bool = typer.Option(True, "--ablations/--no-ablations", help="Also train one ablation per component."),
     seed: int = typer.Option(0, "--seed", help="Seed for the data and the training runs."),
-    fresh: bool = typer.Option(False, "--fresh", help="Delete --out first instead of continuing an earlier demo."),
+    fresh: bool = typer.Option(
+        False, "--fresh",
+        help="Delete what an earlier demo wrote in --out first instead of continuing it (a folder holding anything "
+        "else is refused, nothing deleted).",
+    ),
     overrides: Optional[list[str]] = OverridesArgument,
 ) -> None:
     """Synthetic aerial-ground data with far-distance faults; the demo_tiny recipe fine-tuned from the shipped

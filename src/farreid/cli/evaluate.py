@@ -11,6 +11,7 @@ import typer
 from farreid.cli import app
 from farreid.cli.common import ConfigOption, OverridesArgument, build_config
 from farreid.errors import FarreidError
+from farreid.utils.io import check_output
 
 
 def _load(features: Optional[Path], query: Optional[Path], gallery: Optional[Path], name: str, only: list[str]):
@@ -45,7 +46,7 @@ def _evaluate_checkpoint(checkpoint: Path, config: Optional[Path], overrides: Op
     setup_logging()
     result = evaluate_checkpoint(checkpoint, cfg, out)
     typer.echo(result.table())
-    typer.echo(f"results in {out or default_eval_dir(cfg)}")
+    typer.echo(f"results in {out or default_eval_dir(cfg, checkpoint)}")
 
 
 @app.command("eval")
@@ -75,7 +76,8 @@ def evaluate(
     ),
     out: Optional[Path] = typer.Option(
         None, "--out", "-o",
-        help="Output folder (default: <out_dir>/<name>/results/eval; with --checkpoint, of its training run).",
+        help="Output folder (default: <out_dir>/<name>/results/eval; with --checkpoint, <run>/results/eval of the "
+        "run folder it lies in, else ./runs/<name>/results/eval: never a path stored in the checkpoint).",
     ),
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = OverridesArgument,
@@ -92,6 +94,8 @@ def evaluate(
         _evaluate_checkpoint(checkpoint, config, overrides, out)
         return
     cfg = build_config(config, overrides)
+    if out is not None and score_csv is None:
+        check_output(out, "dir")
     protocols = _load(features, query, gallery, name, protocol)
     if score_csv is not None:
         setup_logging()

@@ -27,9 +27,14 @@ def onnx(
 ) -> None:
     """Export the image tower + adapters + prompts + pooling to ONNX (dynamic batch and frames), checked against
     PyTorch with onnxruntime. Inputs: clip (B,T,3,H,W) normalised, keys (B,), mask (B,T); see the file's metadata."""
+    from farreid.config import check_option
     from farreid.inference.export import export_onnx
+    from farreid.utils.io import check_output
     from farreid.utils.log import setup_logging
 
+    check_option("export onnx --opset", opset, "--opset")
+    check_option("export onnx --atol", atol, "--atol")
+    check_output(out, "file")
     setup_logging()
     report = export_onnx(checkpoint, out, flip=flip, atol=atol, opset=opset)
     typer.echo(

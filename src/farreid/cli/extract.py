@@ -63,10 +63,19 @@ def extract(
 ) -> None:
     """Embed every tracklet under a folder (any registered dataset layout or a plain folder) into feature shards
     plus a metadata table; run the same command again to resume an interrupted extraction."""
+    from farreid.config import check_option
     from farreid.inference.extract import extract_to_store
     from farreid.inference.model import ReIDModel
+    from farreid.utils.io import check_output
     from farreid.utils.log import setup_logging
 
+    for key, value, name in (
+        ("extract --shard-size", shard_size, "--shard-size"), ("extract --platform", platform, "--platform"),
+        ("device", device, "--device"), ("precision", precision, "--precision"),
+        ("eval.batch_size", batch_size, "--batch-size"), ("data.workers", workers, "--workers"),
+    ):
+        check_option(key, value, name)
+    check_output(out, "dir")
     setup_logging()
     options = parse_options(option)
     model = ReIDModel.from_checkpoint(checkpoint, device=device, precision=precision, flip=flip, dense=dense,

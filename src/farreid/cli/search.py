@@ -52,11 +52,26 @@ def search(
 ) -> None:
     """Rank a gallery for each query: top-k with scores, optional re-ranking, a CSV and ranked pictures.
     Exact search, streamed over the gallery's shards (never loaded whole unless re-ranking)."""
+    from farreid.config import check_option
     from farreid.eval import RerankParams
     from farreid.inference.retrieval import query_features, search_gallery
     from farreid.utils.device import resolve_device
+    from farreid.utils.io import check_output
     from farreid.utils.log import setup_logging
 
+    for key, value, name in (
+        ("search -k", k, "-k"), ("search --chunk-rows", chunk_rows, "--chunk-rows"),
+        ("search --rerank-max-gallery", rerank_max_gallery, "--rerank-max-gallery"),
+        ("search --platform", platform, "--platform"), ("device", device, "--device"),
+        ("eval.rerank.k1", k1, "--k1"), ("eval.rerank.k2", k2, "--k2"),
+        ("eval.rerank.lambda_value", lambda_value, "--lambda"),
+        ("eval.show_queries", pictures, "--pictures"), ("eval.show_queries", show, "--show"),
+    ):
+        check_option(key, value, name)
+    if out is not None:
+        check_output(out, "dir")
+        check_output(out / "ranking.csv", "file")
+        check_output(out / "pictures", "dir")
     setup_logging()
     queries = query_features(query, gallery, checkpoint, camid=camid, platform=platform, device=device)
     results = search_gallery(

@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from farreid.errors import FarreidError
-from farreid.config.schema import CHOICES, POSITIVE, Config
+from farreid.utils.io import read_text_file
+from farreid.config.schema import CHOICES, OPTIONS, POSITIVE, RANGES, RULES, Config, Range
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_KEY = "_base_"
@@ -73,7 +74,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if path in seen:
         raise ConfigError(f"recipe inheritance loops back to {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with read_text_file(path) as fh:
+            data = yaml.safe_load(fh) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -123,22 +125,77 @@ def load_config(
         cfg = _merge(cfg, _read_yaml(path), str(path))
     if overrides:
         cfg = _merge(cfg, parse_overrides(overrides), "the command-line overrides")
-    _check_values(cfg, str(path_or_name) if path_or_name else "the defaults")
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    source = str(path_or_name) if path_or_name else "the defaults"
+    _check_values(cfg, source)
+    return _to_object(cfg, source)
 
 
-def _check_values(cfg: DictConfig, source: str) -> None:
-    """Reject values outside a key's allowed set or range (OmegaConf checks types only)."""
-    for key, allowed in CHOICES.items():
-        value = OmegaConf.select(cfg, key)
-        values = value if OmegaConf.is_list(value) else [value]
-        bad = [v for v in values if v not in allowed]
-        if bad:
-            raise ConfigError(f"config key '{key}' = {bad[0]!r} (from {source} or overrides) must be one of {list(allowed)}")
-    for key in POSITIVE:
-        value = OmegaConf.select(cfg, key)
-        if value is None or value <= 0:
-            raise ConfigError(f"config key '{key}' = {value!r} must be > 0")
+def _to_object(cfg: DictConfig, source: str) -> Config:
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid config in {source}: {str(exc).splitlines()[0]}") from None
+
+
+def _rule_of(key: str) -> tuple[str, Any] | None:
+    """('choices', values) or ('range', Range) for a config key, from the schema's tables."""
+    if key in CHOICES:
+        return "choices", CHOICES[key]
+    if key in POSITIVE:
+        return "range", Range(0, open_low=True)
+    if key in RANGES:
+        return "range", RANGES[key]
+    return None
+
+
+def _bad_value(value: Any, rule: tuple[str, Any]) -> str | None:
+    """Why `value` (or an item of a list value) breaks `rule`, or None."""
+    kind, allowed = rule
+    for v in value if isinstance(value, (list, tuple)) or OmegaConf.is_list(value) else [value]:
+        if kind == "choices" and v not in allowed:
+            shown = [*allowed[:4], "...", allowed[-1]] if len(allowed) > 8 else allowed
+            return f"{v!r} must be one of {', '.join(map(str, shown))}"
+        if kind == "range" and v not in allowed:
+            return f"{v!r} {allowed}"
+    return None
+
+
+def check_option(key: str, value: Any, option: str | None = None) -> Any:
+    """Check a value a command takes on the command line against the schema: `key` is the config key the option
+    sets (`eval.show_queries` for `--pictures`) or a command option of `OPTIONS` (`search --chunk-rows`)."""
+    if key in OPTIONS:
+        rule = ("range" if isinstance(OPTIONS[key], Range) else "choices", OPTIONS[key])
+    else:
+        rule = _rule_of(key)
+    if rule is None:
+        raise KeyError(f"the schema has no rule for {key!r}")
+    if value is not None:
+        reason = _bad_value(value, rule)
+        if reason:
+            name = option or (key.rpartition(" ")[2] if key in OPTIONS else f"config key '{key}'")
+            raise ConfigError(f"{name} = {reason}")
+    return value
+
+
+def _check_values(cfg: DictConfig, source: str, saved: bool = False) -> None:
+    """Reject values outside a key's allowed set or range, and broken relations between keys (OmegaConf checks
+    types only); `saved` marks a configuration read from a checkpoint."""
+    try:
+        for key in (*CHOICES, *POSITIVE, *RANGES):
+            reason = _bad_value(OmegaConf.select(cfg, key, throw_on_missing=True), _rule_of(key))  # type: ignore[arg-type]
+            if reason:
+                raise ConfigError(f"config key '{key}' = {reason} (from {source} or overrides)")
+        for rule in RULES:
+            if (rule.saved or not saved) and not rule.holds(cfg):
+                value = OmegaConf.select(cfg, rule.key)
+                raise ConfigError(f"config key '{rule.key}' = {value!r} {rule.message(cfg)} (from {source} or overrides)")
+    except OmegaConfBaseException as exc:  # ${nope}, ${oc.env:UNSET}, a missing value
+        raise ConfigError(f"invalid config in {source}: {str(exc).splitlines()[0]}") from None
+
+
+def validate_config(cfg: Config | DictConfig, source: str = "the configuration") -> None:
+    """The schema's checks on a configuration built in Python (e.g. with `dataclasses.replace`)."""
+    _check_values(cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg), source)
 
 
 def config_to_yaml(cfg: Config) -> str:
@@ -152,5 +209,5 @@ def config_to_dict(cfg: Config) -> dict:
 def config_from_dict(data: dict, source: str = "a saved config") -> Config:
     """Rebuild a typed `Config` from a plain mapping (e.g. one stored inside a checkpoint)."""
     cfg = _merge(OmegaConf.structured(Config), data, source)
-    _check_values(cfg, source)
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    _check_values(cfg, source, saved=True)
+    return _to_object(cfg, source)

@@ -11,7 +11,7 @@ import inspect
 from dataclasses import MISSING, fields, is_dataclass
 
 from farreid.config import schema
-from farreid.config.schema import CHOICES, POSITIVE, Config
+from farreid.config.schema import CHOICES, POSITIVE, RANGES, Config
 
 
 def _comments() -> dict[tuple[str, str], str]:
@@ -42,6 +42,8 @@ def _rows(cls, prefix: str, comments: dict) -> list[tuple[str, str, str, str]]:
             notes.append("one of: " + ", ".join(map(str, CHOICES[key])))
         if key in POSITIVE:
             notes.append("> 0")
+        if key in RANGES:
+            notes.append(str(RANGES[key]).removeprefix("must be "))
         type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         rows.append((key, type_name, repr(default), "; ".join(n for n in notes if n)))
     for sub, sub_prefix in nested:
@@ -57,7 +59,9 @@ def reference_markdown() -> str:
         "Generated from `src/farreid/config/schema.py` by `python -m farreid.config.reference`; do not edit by hand.",
         "Set any key in a recipe (YAML, nested) or on the command line as a dotted override, e.g.",
         "`farreid train -c detreidx_vitb16 data.root=/data/VReID-XFD model.pooling=mean`.",
-        "Unknown keys, wrong types and values outside the allowed ones are rejected before any work starts.",
+        "Unknown keys, wrong types and values outside the allowed ones are rejected before any work starts, as are",
+        "broken relations between keys (`schema.RULES`: e.g. `data.aug.erase_min_area` <= `erase_max_area`, the input",
+        "size at least the backbone's patch, a warmup shorter than its stage).",
         "",
         "| key | type | default | notes |",
         "|---|---|---|---|",

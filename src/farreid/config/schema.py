@@ -8,7 +8,7 @@ Every field is read by the code; a field nothing reads is a defect.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -225,14 +225,18 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
-# Allowed values of string keys, and keys that must be > 0; checked when a config is loaded.
+# The allowed values of every key live here, once: CHOICES (a set of values), POSITIVE (> 0), RANGES (an
+# interval), RULES (relations between keys). The loader checks them whenever a config is loaded or handed to a
+# command, and command-line options that set a config key are checked against that key's entry. OPTIONS holds
+# the ranges of command-line options that are not config keys.
+PLATFORMS = ("ground", "aerial")
 CHOICES: dict[str, tuple] = {
     "device": ("auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(16))),
     "precision": ("auto", "fp32", "bf16", "fp16"),
     "data.interpolation": ("bicubic", "bilinear"),
     "data.train_sampling": ("restricted_random", "segment_begin", "consecutive"),
     "data.test_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
-    "data.aug.degrade_platforms": ("ground", "aerial"),
+    "data.aug.degrade_platforms": PLATFORMS,
     "model.pos_resize": ("bicubic", "bilinear"),
     "model.activation": ("auto", "quick_gelu", "gelu"),
     "model.pbp.key": ("camera", "platform", "altitude", "distance"),
@@ -277,3 +281,178 @@ POSITIVE: tuple[str, ...] = (
     "eval.rerank.k1",
     "eval.rerank.k2",
 )
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed (or, with `open_low` / `open_high`, half-open) interval of numbers; None = unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"must be {'>' if self.open_low else '>='} {self.low:g}"
+        if self.low is None:
+            return f"must be {'<' if self.open_high else '<='} {self.high:g}"
+        return f"must be in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+
+
+AT_LEAST_0 = Range(0)
+PROBABILITY = Range(0, 1)
+FRACTION = Range(0, 1, open_low=True)  # (0, 1]
+
+RANGES: dict[str, Range] = {
+    "data.val_ids": AT_LEAST_0,
+    "data.workers": AT_LEAST_0,
+    "data.aug.flip_prob": PROBABILITY,
+    "data.aug.pad": AT_LEAST_0,
+    "data.aug.jitter_prob": PROBABILITY,
+    "data.aug.brightness": PROBABILITY,
+    "data.aug.contrast": PROBABILITY,
+    "data.aug.saturation": PROBABILITY,
+    "data.aug.hue": Range(0, 0.5),
+    "data.aug.erase_prob": PROBABILITY,
+    "data.aug.erase_min_area": FRACTION,
+    "data.aug.erase_max_area": FRACTION,
+    "data.aug.erase_ratio": FRACTION,
+    "data.aug.degrade_prob": PROBABILITY,
+    "data.aug.degrade_min_height": Range(1),
+    "data.aug.degrade_max_height": Range(1),
+    "data.aug.degrade_max_blur": AT_LEAST_0,
+    "data.aug.degrade_min_quality": Range(1, 95),
+    "data.aug.degrade_noise": AT_LEAST_0,
+    "model.stride": AT_LEAST_0,
+    "model.pbp.depth": Range(-1),
+    "model.pbp.num_keys": AT_LEAST_0,
+    "model.pbp.altitude_bins": AT_LEAST_0,
+    "model.pbp.distance_bins": AT_LEAST_0,
+    "model.text.n_ctx": Range(1),
+    "model.text.n_id_tokens": Range(1),
+    "model.finetune_last_n": AT_LEAST_0,
+    "model.finetune_lr_mult": AT_LEAST_0,
+    "train.stage1.weight_decay": AT_LEAST_0,
+    "train.stage1.warmup_epochs": AT_LEAST_0,
+    "train.stage1.warmup_factor": FRACTION,
+    "train.stage1.min_lr": AT_LEAST_0,
+    "train.stage2.weight_decay": AT_LEAST_0,
+    "train.stage2.weight_decay_bias": AT_LEAST_0,
+    "train.stage2.warmup_epochs": AT_LEAST_0,
+    "train.stage2.warmup_factor": FRACTION,
+    "train.stage2.min_lr": AT_LEAST_0,
+    "train.stage2.grad_clip": AT_LEAST_0,
+    "train.stage2.loss.id_weight": AT_LEAST_0,
+    "train.stage2.loss.label_smoothing": Range(0, 1, open_high=True),
+    "train.stage2.loss.triplet_weight": AT_LEAST_0,
+    "train.stage2.loss.triplet_margin": AT_LEAST_0,
+    "train.stage2.loss.i2t_weight": AT_LEAST_0,
+    "train.stage2.loss.supcon_i2t_weight": AT_LEAST_0,
+    "train.stage2.loss.supcon_t2i_weight": AT_LEAST_0,
+    "eval.map_at": Range(1),
+    "eval.show_queries": AT_LEAST_0,
+    "eval.rerank.lambda_value": PROBABILITY,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A relation between keys: `holds(cfg)` must be true; the message names `key` and says what is wrong.
+    `saved=False`: not checked on a configuration stored in a checkpoint (it may name a dataset registered only
+    where it was trained)."""
+
+    key: str
+    holds: Callable[[Any], bool]
+    message: Callable[[Any], str]
+    saved: bool = True
+
+
+def _registered_dataset(cfg: Any) -> bool:
+    from farreid.data.registry import available_datasets
+
+    return cfg.data.dataset.lower() in available_datasets()
+
+
+def _datasets(cfg: Any) -> str:
+    from farreid.data.registry import available_datasets
+
+    return f"names no registered dataset; registered: {', '.join(available_datasets())}"
+
+
+def _patch_size(cfg: Any) -> int:
+    """The named backbone's patch size (1 when the backbone is only known from its weight file)."""
+    from farreid.models.clip.configs import CLIP_CONFIGS
+
+    spec = CLIP_CONFIGS.get(cfg.model.backbone)
+    return spec.vision.patch_size if spec is not None else 1
+
+
+def _depth(cfg: Any) -> int:
+    """The named backbone's number of blocks (unbounded when it is only known from its weight file; the model
+    checks again when it is built)."""
+    from farreid.models.clip.configs import CLIP_CONFIGS
+
+    spec = CLIP_CONFIGS.get(cfg.model.backbone)
+    return spec.vision.layers if spec is not None else 1 << 30
+
+
+def _ascending(values: Any) -> bool:
+    return all(a < b for a, b in zip(list(values), list(values)[1:]))
+
+
+def _stage_rules(stage: str) -> tuple[Rule, ...]:
+    key = f"train.{stage}"
+    return (
+        Rule(f"{key}.min_lr", lambda c: c.train[stage].min_lr <= c.train[stage].lr,
+             lambda c: f"must not exceed {key}.lr = {c.train[stage].lr}"),
+        Rule(f"{key}.warmup_epochs", lambda c: c.train[stage].warmup_epochs < c.train[stage].epochs,
+             lambda c: f"must be smaller than {key}.epochs = {c.train[stage].epochs}"),
+    )
+
+
+_LOSS_WEIGHTS = ("id_weight", "triplet_weight", "i2t_weight", "supcon_i2t_weight", "supcon_t2i_weight")
+
+RULES: tuple[Rule, ...] = (
+    Rule("data.dataset", _registered_dataset, _datasets, saved=False),
+    Rule("data.height", lambda c: c.data.height >= _patch_size(c),
+         lambda c: f"is smaller than the {c.model.backbone} patch size {_patch_size(c)}"),
+    Rule("data.width", lambda c: c.data.width >= _patch_size(c),
+         lambda c: f"is smaller than the {c.model.backbone} patch size {_patch_size(c)}"),
+    Rule("model.pbp.depth", lambda c: c.model.pbp.depth == -1 or 1 <= c.model.pbp.depth <= _depth(c),
+         lambda c: f"must be -1 (three quarters of the blocks) or in [1, {_depth(c)}], the {c.model.backbone} depth"),
+    Rule("model.finetune_last_n", lambda c: c.model.finetune_last_n <= _depth(c),
+         lambda c: f"must not exceed the {c.model.backbone} depth {_depth(c)}"),
+    Rule("model.pbp.altitude_bins", lambda c: _ascending(c.model.pbp.altitude_bins), lambda c: "must be ascending"),
+    Rule("model.pbp.distance_bins", lambda c: _ascending(c.model.pbp.distance_bins), lambda c: "must be ascending"),
+    Rule("data.aug.erase_min_area", lambda c: c.data.aug.erase_min_area <= c.data.aug.erase_max_area,
+         lambda c: f"must not exceed data.aug.erase_max_area = {c.data.aug.erase_max_area}"),
+    Rule("data.aug.degrade_min_height", lambda c: c.data.aug.degrade_min_height <= c.data.aug.degrade_max_height,
+         lambda c: f"must not exceed data.aug.degrade_max_height = {c.data.aug.degrade_max_height}"),
+    Rule("train.stages", lambda c: len(c.train.stages) > 0, lambda c: "must name at least one of stage1, stage2"),
+    Rule("train.stages", lambda c: len(set(c.train.stages)) == len(c.train.stages), lambda c: "must not repeat a stage"),
+    *_stage_rules("stage1"),
+    *_stage_rules("stage2"),
+    Rule("train.stage2.loss.id_weight", lambda c: any(c.train.stage2.loss[w] > 0 for w in _LOSS_WEIGHTS),
+         lambda c: "and every other loss weight are 0: at least one loss term needs a positive weight"),
+)
+
+# Command-line options that are no config key, by the command's name and option: a Range or a tuple of choices.
+OPTIONS: dict[str, Range | tuple] = {
+    "search --platform": PLATFORMS,
+    "extract --platform": PLATFORMS,
+    "search -k": Range(1),
+    "search --chunk-rows": Range(1),
+    "search --rerank-max-gallery": Range(1),
+    "extract --shard-size": Range(1),
+    "export onnx --atol": Range(0, open_low=True),
+    "export onnx --opset": Range(18),
+    "data synth --stress": PROBABILITY,  # the dynamo exporter writes opset 18 or newer (it upgrades older requests)
+}

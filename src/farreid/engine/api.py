@@ -28,7 +28,7 @@ from farreid.engine.losses import ReIDLoss
 from farreid.engine.trainer import Trainer, TrainingParts, TrainResult
 from farreid.errors import FarreidError
 from farreid.utils.device import Precision, resolve_device, resolve_precision
-from farreid.utils.io import safe_join
+from farreid.utils.io import check_output, safe_join
 from farreid.utils.log import get_logger, setup_logging
 from farreid.utils.run import RunDir, create_run, seed_everything
 
@@ -64,6 +64,7 @@ def train(
             device = torch.device("cuda", ctx.local_rank)
         precision = Precision(device, precision_name)
         run_path = Path(run_root) if run_root is not None else safe_join(cfg.out_dir, cfg.name)
+        check_output(run_path, "dir", option="the run folder (out_dir/name)")
         resume_state = open_resume(cfg, resume, run_path)
         stage1_result = None
         if "stage1" not in cfg.train.stages and (resume_state is None or resume_state["stage"] == "stage1"):

@@ -16,7 +16,9 @@ from farreid.engine.protocols import NamedParams
 
 
 def _is_bias(name: str) -> bool:
-    return name == "bias" or name.endswith(".bias")
+    """A bias vector: `bias`, `*.bias`, or one with `bias` in its own leaf name (attention's `in_proj_bias`,
+    `bias_k`), as in the reference optimiser, which puts every name containing "bias" in the bias group."""
+    return "bias" in name.rpartition(".")[2]
 
 
 def named_group_params(model: nn.Module, params: NamedParams) -> list[tuple[str, nn.Parameter]]:

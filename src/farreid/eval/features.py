@@ -33,8 +33,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from farreid.eval.validity import check_finite, integer_labels
 from farreid.errors import FarreidError
-from farreid.utils.io import atomic_open, atomic_write_text
+from farreid.utils.io import atomic_open, atomic_write_text, read_text_file
 
 FEATURES_FILE = "features.safetensors"
 META_FILE = "meta.csv"
@@ -61,8 +62,9 @@ class FeatureSet:
         n = self.features.shape[0]
         if self.features.ndim != 2:
             raise FarreidError(f"features must be (N, D), got shape {tuple(self.features.shape)}")
-        self.pids = np.asarray(self.pids, dtype=np.int64)
-        self.camids = np.asarray(self.camids, dtype=np.int64)
+        self.pids = integer_labels(self.pids, "pids")
+        self.camids = integer_labels(self.camids, "camera ids")
+        check_finite(self.features, "features")
         self.frames = list(self.frames) or [()] * n
         self.altitude = np.full(n, np.nan) if self.altitude is None else np.asarray(self.altitude, dtype=np.float64)
         self.distance = np.full(n, np.nan) if self.distance is None else np.asarray(self.distance, dtype=np.float64)
@@ -109,6 +111,20 @@ class FeatureSet:
             altitude=np.array([num(t, "altitude") for t in tracklets]),
             distance=np.array([num(t, "distance") for t in tracklets]),
         )
+
+
+def check_text_names(tracklets: Sequence[Any], where: str) -> None:
+    """Names and frame paths are stored as UTF-8 text (meta.csv, CSVs, HTML); a name that is not UTF-8 (a folder
+    name in another encoding, which Python keeps as surrogate escapes) is refused before any work, naming it."""
+    for t in tracklets:
+        for text in (t.name, *t.frames[:1]):
+            try:
+                str(text).encode("utf-8")
+            except UnicodeEncodeError:
+                raise FarreidError(
+                    f"{where}: {ascii(str(text))} is not a UTF-8 name; farreid stores names as UTF-8 text, so rename "
+                    "it (e.g. convmv -f latin1 -t utf8 -r --notest FOLDER)"
+                ) from None
 
 
 def _fmt_float(x: float) -> str:
@@ -180,6 +196,11 @@ def _manifest(folder: Path) -> dict[str, Any]:
         raise FarreidError(f"cannot read {path}: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise FarreidError(f"{path} is not a farreid feature manifest (format {MANIFEST_FORMAT})")
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(s, str) and s and Path(s).name == s for s in shards):
+        raise FarreidError(f"{path}: 'shards' must be a list of shard file names in the same folder, got {shards!r}")
+    if not isinstance(manifest.get("metadata", {}), dict):
+        raise FarreidError(f"{path}: 'metadata' must be a mapping")
     return manifest
 
 
@@ -222,13 +243,13 @@ def iter_feature_chunks(folder: str | Path, rows: int = 65536) -> Iterator[torch
             block = fh.get_slice("features")
             n = block.get_shape()[0]
             for start in range(0, n, rows):
-                yield block[start : min(start + rows, n)].float()
+                yield check_finite(block[start : min(start + rows, n)].float(), f"{path}: rows from {start}, the features")
 
 
 def _read_meta(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise FarreidError(f"feature metadata not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
+    with read_text_file(path) as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in META_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -267,6 +288,7 @@ def load_feature_set(folder: str | Path) -> FeatureSet:
         features = tensors.get("features")
         if features is None or features.ndim != 2 or not features.is_floating_point():
             raise FarreidError(f"{files[0]} must hold a 2-D float tensor named 'features'")
+        check_finite(features, f"{files[0]}: the features")
     else:
         _, dim = feature_shape(folder)
         features = torch.cat(list(iter_feature_chunks(folder)) or [torch.zeros(0, dim)])
@@ -290,7 +312,7 @@ def read_meta_rows(folder: str | Path, indices: Iterable[int]) -> dict[int, dict
     out: dict[int, dict[str, Any]] = {}
     if not path.is_file():
         raise FarreidError(f"feature metadata not found: {path}")
-    with path.open(newline="", encoding="utf-8") as fh:
+    with read_text_file(path) as fh:
         for i, row in enumerate(csv.DictReader(fh)):
             if i in wanted:
                 parsed = _parse([row], path)

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from farreid.data.decode import to_rgb
 from farreid.utils.io import atomic_open
 from farreid.utils.log import get_logger
 
@@ -44,8 +45,8 @@ def pick_frames(frames: Sequence[str], count: int) -> list[str]:
 def _frame(path: str, size: tuple[int, int]) -> Image.Image:
     try:
         with Image.open(path) as img:
-            return img.convert("RGB").resize(size, Image.BILINEAR)
-    except (OSError, ValueError):
+            return to_rgb(img).resize(size, Image.BILINEAR)
+    except (OSError, ValueError, Image.DecompressionBombError):
         log.debug(f"frame not readable, drawing a placeholder: {path}")
         return Image.new("RGB", size, (200, 200, 200))
 

@@ -20,7 +20,7 @@ from farreid.eval.protocols import CASE_ORDER, TABLE_METRICS, EvaluationResult, 
 from farreid.eval.report import figure, html_table, percent, png_bytes, render_cmc_plot, section, write_html_report
 from farreid.eval.rerank import RerankParams
 from farreid.eval.submission import check_gallery_names, write_submission
-from farreid.utils.io import atomic_write_json, atomic_write_text, safe_join
+from farreid.utils.io import atomic_write_json, atomic_write_text, remove_stale_temps, safe_join
 from farreid.utils.log import get_logger
 
 log = get_logger("eval")
@@ -111,6 +111,7 @@ def run_evaluation(
     """Evaluate every protocol and write metrics.json, summary.txt, submission.csv, pictures and report.html."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)  # left by a killed evaluation
     cases = [p for p in protocols if p.name in CASE_ORDER]
     want_csv = write_csv and bool(cases)
     if write_csv and not cases:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from farreid.eval.validity import integer_labels
 from farreid.errors import FarreidError
 
 JUNK_RULES = ("camera", "tracklet")
@@ -71,14 +72,14 @@ def relevant_items(
     junk="camera": gallery items with the query's pid and camera are junk (Market-1501 / torchreid rule).
     junk="tracklet": gallery items with the query's tracklet name are junk (the challenge CSV scorer's rule).
     """
-    q_pids, g_pids = np.asarray(q_pids, dtype=np.int64), np.asarray(g_pids, dtype=np.int64)
+    q_pids, g_pids = integer_labels(q_pids, "query pids"), integer_labels(g_pids, "gallery pids")
     nq = len(q_pids)
     counts, flat = _group_matches(q_pids, g_pids)
     rows = np.repeat(np.arange(nq), counts)
     if junk == "camera":
         if q_camids is None or g_camids is None:
             raise FarreidError("junk='camera' needs query and gallery camera ids")
-        q_cam, g_cam = np.asarray(q_camids, dtype=np.int64), np.asarray(g_camids, dtype=np.int64)
+        q_cam, g_cam = integer_labels(q_camids, "query camera ids"), integer_labels(g_camids, "gallery camera ids")
         if len(q_cam) != nq or len(g_cam) != len(g_pids):
             raise FarreidError("camera ids must have one entry per query / gallery item")
         is_junk = g_cam[flat] == q_cam[rows]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from farreid.eval.validity import check_finite
 from farreid.errors import FarreidError
 from farreid.eval.distance import as_float_tensor
 
@@ -29,7 +30,8 @@ class MatrixSource:
     """Base distances given as torchreid takes them: q_g (q, g), q_q (q, q), g_g (g, g)."""
 
     def __init__(self, q_g, q_q, g_g):
-        q_g, q_q, g_g = (as_float_tensor(m, name) for m, name in ((q_g, "q_g"), (q_q, "q_q"), (g_g, "g_g")))
+        q_g, q_q, g_g = (check_finite(as_float_tensor(m, name), f"re-ranking input distances {name}")
+                         for m, name in ((q_g, "q_g"), (q_q, "q_q"), (g_g, "g_g")))
         nq, ng = q_g.shape
         if q_q.shape != (nq, nq) or g_g.shape != (ng, ng):
             raise FarreidError(

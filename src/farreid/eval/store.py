@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from farreid.errors import FarreidError
-from farreid.eval.features import FEATURES_FILE, has_features, load_feature_set, save_feature_set
+from farreid.eval.features import FEATURES_FILE, feature_shape, has_features, load_feature_set, save_feature_set
 from farreid.eval.protocols import ProtocolData, protocol_order
 from farreid.utils.io import safe_join
 
@@ -26,15 +26,31 @@ def save_protocol(data: ProtocolData, root: str | Path, metadata: dict[str, str]
 
 def load_protocols(root: str | Path, names: list[str] | None = None) -> list[ProtocolData]:
     """Every `<root>/<name>/` holding query/ and gallery/ feature sets (or only `names`), in case order; or
-    `<root>/query/` with `<root>/gallery/` as the protocol `test`."""
+    `<root>/query/` with `<root>/gallery/` as the protocol `test`.
+
+    A protocol folder with only one side, or a side whose extraction did not finish, is an error naming it: the
+    evaluation never reports the other protocols as if they were all."""
     root = Path(root)
     if not root.is_dir():
         raise FarreidError(f"features folder not found: {root}")
-    if has_features(root / "query") and has_features(root / "gallery"):
+    if (root / "query").is_dir() and (root / "gallery").is_dir():
+        for side in ("query", "gallery"):
+            if not has_features(root / side):
+                feature_shape(root / side)  # raises, saying what is missing (e.g. an unfinished extraction)
         if names and names != ["test"]:
             raise FarreidError(f"{root} holds one query/ and gallery/ pair, the protocol 'test'; not {', '.join(names)}")
         return [ProtocolData("test", load_feature_set(root / "query"), load_feature_set(root / "gallery"))]
-    found = sorted(d.name for d in root.iterdir() if has_features(d / "query") and has_features(d / "gallery"))
+    started = [d for d in sorted(root.iterdir()) if d.is_dir() and ((d / "query").is_dir() or (d / "gallery").is_dir())]
+    for folder in started:
+        if names and folder.name not in names:
+            continue
+        for side in ("query", "gallery"):
+            if not (folder / side).is_dir():
+                raise FarreidError(f"{folder} has no {side}/ feature set beside the other side; extract it, or "
+                                   f"leave protocol {folder.name} out with --protocol")
+            if not has_features(folder / side):
+                feature_shape(folder / side)  # raises, saying what is missing (e.g. an unfinished extraction)
+    found = [d.name for d in started]
     if names:
         missing = [n for n in names if n not in found]
         if missing:

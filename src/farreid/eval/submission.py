@@ -21,7 +21,7 @@ import numpy as np
 from farreid.errors import FarreidError
 from farreid.eval.metrics import RankResult, evaluate_rank
 from farreid.eval.protocols import CASE_ORDER, EvaluationResult, ProtocolData, ProtocolResult
-from farreid.utils.io import atomic_write_text
+from farreid.utils.io import atomic_write_text, from_spreadsheet_safe, read_text_file, spreadsheet_safe
 
 CASE_NAMES = {
     "A2G": "Case 1: Aerial to Ground",
@@ -63,7 +63,8 @@ def write_submission(path: str | Path, cases: dict[str, tuple[ProtocolData, np.n
         gallery_names = np.array(g.names, dtype=object)
         for i in sorted(range(len(q)), key=lambda i: (int(q.pids[i]), q.names[i])):
             row_id += 1
-            writer.writerow([row_id, CASE_NAMES[name], q.names[i], " ".join(gallery_names[ranking[i]])])
+            ranked = " ".join(gallery_names[ranking[i]])
+            writer.writerow([row_id, CASE_NAMES[name], spreadsheet_safe(q.names[i]), spreadsheet_safe(ranked)])
     atomic_write_text(path, out.getvalue())
     return row_id
 
@@ -76,7 +77,7 @@ def read_submission_rows(path: str | Path) -> tuple[list[tuple[int, str | None, 
         raise FarreidError(f"submission CSV not found: {path}")
     by_case = {v: k for k, v in CASE_NAMES.items()}
     rows: list[tuple[int, str | None, str, list[str]]] = []
-    with path.open(newline="", encoding="utf-8") as fh:
+    with read_text_file(path) as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         given = tuple(h.strip() for h in header) if header is not None else None
@@ -88,12 +89,12 @@ def read_submission_rows(path: str | Path) -> tuple[list[tuple[int, str | None, 
             if len(row) != len(given):
                 raise FarreidError(f"{path}, line {line}: expected {len(given)} fields, got {len(row)}")
             if top_k:
-                rows.append((line, None, row[1], row[2].split()))
+                rows.append((line, None, from_spreadsheet_safe(row[1]), from_spreadsheet_safe(row[2]).split()))
                 continue
             case = by_case.get(row[1])
             if case is None:
                 raise FarreidError(f"{path}, line {line}: unknown case {row[1]!r}; expected one of {list(by_case)}")
-            rows.append((line, case, row[2], row[3].split()))
+            rows.append((line, case, from_spreadsheet_safe(row[2]), from_spreadsheet_safe(row[3]).split()))
     return rows, top_k
 
 

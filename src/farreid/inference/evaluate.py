@@ -22,17 +22,21 @@ from farreid.data import build_dataset_from_config
 from farreid.data.registry import dataset_options
 from farreid.errors import FarreidError
 from farreid.eval import EvaluationResult, FeatureSet, ProtocolData, RerankParams, run_evaluation, save_protocol
-from farreid.inference.loading import checkpoint_config
+from farreid.eval.features import check_text_names
+from farreid.inference.loading import checkpoint_config, run_folder_of
 from farreid.inference.model import ReIDModel
-from farreid.utils.io import safe_join
+from farreid.utils.io import check_output, safe_join
 from farreid.utils.log import get_logger
 
 log = get_logger("inference")
 
 
-def default_eval_dir(cfg: Config) -> Path:
-    """`<out_dir>/<name>/results/eval`: beside the training run's own results."""
-    return safe_join(cfg.out_dir, cfg.name) / "results" / "eval"
+def default_eval_dir(cfg: Config, checkpoint: str | Path | ReIDModel | None = None) -> Path:
+    """`<run>/results/eval` when the checkpoint path lies in a training run folder (`<run>/checkpoints/x.pt`),
+    else `<out_dir>/<name>/results/eval` of `cfg` (whose `out_dir` never comes from the checkpoint)."""
+    source = checkpoint.source if isinstance(checkpoint, ReIDModel) else checkpoint
+    run = run_folder_of(source) if source else None
+    return (run if run is not None else safe_join(cfg.out_dir, cfg.name)) / "results" / "eval"
 
 
 def evaluate_checkpoint(
@@ -53,7 +57,7 @@ def evaluate_checkpoint(
     `eval.show_queries`.
     """
     cfg = cfg or (checkpoint.cfg if isinstance(checkpoint, ReIDModel) else checkpoint_config(checkpoint))
-    out_dir = Path(out_dir) if out_dir is not None else default_eval_dir(cfg)
+    out_dir = check_output(out_dir if out_dir is not None else default_eval_dir(cfg, checkpoint), "dir")
     protocols, device = embed_protocols(checkpoint, cfg, out_dir / "features")
     return evaluate_embedded(protocols, cfg, out_dir, device=device, rerank=rerank, show_queries=show_queries,
                              title=title)
@@ -81,6 +85,9 @@ def embed_protocols(
     dataset = build_dataset_from_config(cfg.data, **extra)
     if not dataset.protocols:
         raise FarreidError(f"dataset {cfg.data.dataset!r} at {cfg.data.root} has no test protocol (query and gallery)")
+    for name, protocol in dataset.protocols.items():
+        for split in (protocol.query, protocol.gallery):
+            check_text_names(split, f"{cfg.data.root} ({name})")
     splits = [split for protocol in dataset.protocols.values() for split in (protocol.query, protocol.gallery)]
     features = embed_once(runner, splits)
     protocols = []

@@ -35,7 +35,7 @@ from farreid.data import IMAGENET_MEAN, IMAGENET_STD
 from farreid.errors import FarreidError
 from farreid.inference.model import ReIDModel
 from farreid.models import FarReID
-from farreid.utils.io import temp_file_beside
+from farreid.utils.io import check_output, output_error, temp_file_beside
 from farreid.utils.log import get_logger
 
 INPUTS = ("clip", "keys", "mask")
@@ -156,6 +156,9 @@ def export_onnx(
     _require("onnx", "onnxscript", "onnxruntime")
     import onnx
 
+    if opset is not None and not 18 <= opset <= onnx.defs.onnx_opset_version():
+        raise FarreidError(f"--opset {opset}: this exporter writes opsets 18 to {onnx.defs.onnx_opset_version()} "
+                           f"(onnx {onnx.__version__})")
     if not isinstance(model, ReIDModel):
         model = ReIDModel.from_checkpoint(model, device="cpu", precision="fp32")
     flip = model.flip if flip is None else flip
@@ -166,8 +169,11 @@ def export_onnx(
     example = next(_check_cases(model, [(2, max(t, 2))], seed=1))
     batch, frames = torch.export.Dim("batch", min=1, max=65536), torch.export.Dim("frames", min=1, max=4096)
     dynamic = {"clip": {0: batch, 1: frames}, "keys": {0: batch}, "mask": {0: batch, 1: frames}}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = check_output(out, "file")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(out, exc) from None
     start = time.perf_counter()
     fd, tmp = temp_file_beside(out)
     os.close(fd)
@@ -176,6 +182,9 @@ def export_onnx(
             program = torch.onnx.export(graph, example, input_names=list(INPUTS), output_names=["embedding"],
                                         dynamic_shapes=dynamic, opset_version=opset, dynamo=True, verbose=False)
         proto = program.model_proto
+        written = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+        if opset is not None and written != opset:
+            raise FarreidError(f"--opset {opset}: the exporter wrote opset {written} instead; nothing written to {out}")
         onnx.helper.set_model_props(proto, export_metadata(model, flip))
         onnx.save_model(proto, tmp)
         seconds = time.perf_counter() - start
@@ -185,6 +194,8 @@ def export_onnx(
                 f"the exported graph differs from PyTorch by {worst:.3g} (> {atol:g}) on random clips; not written to {out}"
             )
         os.replace(tmp, out)
+    except OSError as exc:
+        raise output_error(out, exc) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     report = ExportReport(out, model.dim, worst, shapes, seconds, out.stat().st_size / 2**20)

@@ -27,6 +27,7 @@ from farreid.eval.features import (
     FEATURES_FILE,
     MANIFEST_FILE,
     META_FILE,
+    check_text_names,
     meta_row,
     shard_file,
     shard_header,
@@ -37,7 +38,7 @@ from farreid.eval.features import (
 from farreid.eval.pictures import pick_frames
 from farreid.inference.layouts import input_splits
 from farreid.inference.model import ReIDModel
-from farreid.utils.io import atomic_write_json, safe_join
+from farreid.utils.io import atomic_write_json, remove_stale_temps, safe_join
 from farreid.utils.log import get_logger, progress
 
 PLAN_FILE = "extract.json"
@@ -120,6 +121,7 @@ def extract_split(
     start_time = time.perf_counter()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(folder)  # a killed extraction's half-written shard
     settings = extraction_settings(model, tracklets, shard_size)
     _prepare(folder, settings, overwrite)
     stamp = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
@@ -166,8 +168,9 @@ def extract_to_store(
     splits = input_splits(input_dir, dataset, protocol=protocol, train=train, options=options, camid=camid,
                           platform=platform)
     targets = [(split, safe_join(out_dir, *filter(None, split.name.split("/")))) for split in splits]
-    for split, _ in targets:
-        model.check_prompt_keys(split.tracklets)  # every split checked before the first is embedded
+    for split, _ in targets:  # every split checked before the first is embedded
+        model.check_prompt_keys(split.tracklets)
+        check_text_names(split.tracklets, f"{input_dir} ({split.name or 'tracklets'})")
     return [
         extract_split(model, split.tracklets, folder, shard_size=shard_size, overwrite=overwrite, name=split.name)
         for split, folder in targets

@@ -27,7 +27,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from farreid.data import PLATFORMS, ClipEval, Tracklet
-from farreid.data.decode import RESAMPLE
+from farreid.data.decode import RESAMPLE, to_rgb
 from farreid.data.sampling import MODES, dense_chunks, num_chunks, sample_clip
 from farreid.data.scan import list_frames
 from farreid.data.tracklet import nan_if_none
@@ -114,7 +114,10 @@ def _pil_frame(frame: Any, size: tuple[int, int], interpolation: str) -> np.ndar
         if frame.dtype != np.uint8:
             raise FarreidError(f"frame arrays must be uint8 (H, W, 3), got {frame.dtype}; pass float clips as tensors")
         frame = Image.fromarray(frame)
-    image = frame.convert("RGB")
+    try:
+        image = to_rgb(frame)
+    except ValueError as exc:
+        raise FarreidError(f"frame image: {exc}") from None
     height, width = size
     if image.size != (width, height):
         image = image.resize((width, height), RESAMPLE[interpolation])

@@ -20,7 +20,7 @@ from farreid.engine.checkpoint import CheckpointError, load_checkpoint
 from farreid.models import FarReID
 from farreid.models.clip import CLIP
 from farreid.models.clip.checkpoint import infer_spec
-from farreid.models.clip.configs import CLIP_CONFIGS, ClipSpec, TextSpec, VisionSpec
+from farreid.models.clip.configs import ACTIVATIONS, CLIP_CONFIGS, ClipSpec, TextSpec, VisionSpec
 
 PROMPTS_KEY = "prompts.prompts"  # [depth, length, keys, width]
 
@@ -52,11 +52,31 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 
 
 def _spec_from_dict(data: Mapping[str, Any]) -> ClipSpec:
+    """The recorded spec, refusing unknown keys and values that are not positive integers of sane size."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("vision"), Mapping):
+        raise ValueError("it is not a mapping with a 'vision' entry")
+    unknown = set(data) - {"name", "vision", "text", "activation"}
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)}")
     text = data.get("text")
+    for part, values in (("vision", data["vision"]), ("text", text or {})):
+        if not isinstance(values, Mapping):
+            raise ValueError(f"'{part}' is not a mapping")
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 20:
+                raise ValueError(f"{part}.{key} = {value!r} is not a positive integer of a plausible size")
+    if data.get("activation", "quick_gelu") not in ACTIVATIONS:
+        raise ValueError(f"activation {data.get('activation')!r} is not one of {', '.join(ACTIVATIONS)}")
     return ClipSpec(
-        name=data["name"], vision=VisionSpec(**data["vision"]), text=TextSpec(**text) if text else None,
+        name=str(data.get("name", "")), vision=VisionSpec(**data["vision"]), text=TextSpec(**text) if text else None,
         activation=data.get("activation", "quick_gelu"),
     )
+
+
+def _shape_fields(spec: ClipSpec) -> tuple:
+    """What the weight shapes determine (heads are a choice, and the training resolution was resized away)."""
+    text = replace(spec.text, heads=0) if spec.text else None
+    return replace(spec.vision, heads=0, image_size=0), text
 
 
 def _openai_names(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -73,18 +93,32 @@ def _openai_names(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _clip_spec(info: Mapping[str, Any], state: Mapping[str, torch.Tensor], cfg: Config) -> ClipSpec:
     """The recorded spec; for older checkpoints the named backbone's, else one inferred from the weight shapes."""
     if info.get("clip_spec"):
-        return _spec_from_dict(info["clip_spec"])
+        try:
+            spec = _spec_from_dict(info["clip_spec"])
+            inferred = _inferred_spec(state, cfg, "quick_gelu")
+            if _shape_fields(spec) != _shape_fields(inferred):
+                raise ValueError(f"it does not match the stored weights (they describe {_shape_fields(inferred)})")
+            if spec.vision.width % spec.vision.heads or (spec.text and spec.text.width % spec.text.heads):
+                raise ValueError("the attention heads do not divide the width")
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"the checkpoint's recorded CLIP architecture (model_info.clip_spec): {exc}") from None
+        return spec
     named = CLIP_CONFIGS.get(cfg.model.backbone)
     activation = cfg.model.activation
     if named is not None:
         return named if activation == "auto" else replace(named, activation=activation)
+    return _inferred_spec(state, cfg, "quick_gelu" if activation == "auto" else activation)
+
+
+def _inferred_spec(state: Mapping[str, torch.Tensor], cfg: Config, activation: str) -> ClipSpec:
+    """The architecture the model's `clip.*` weight shapes describe."""
     weights = _openai_names(state)
     pos = weights.get("visual.positional_embedding")
     if pos is not None:  # resized to the ReID grid already; only its width matters for the architecture
         weights["visual.positional_embedding"] = pos[:2]
     try:
-        return infer_spec(weights, name=cfg.model.backbone, activation="quick_gelu" if activation == "auto" else activation)
-    except KeyError as exc:
+        return infer_spec(weights, name=cfg.model.backbone, activation=activation)
+    except (KeyError, IndexError) as exc:
         raise CheckpointError(f"the checkpoint's model weights lack {exc.args[0]!r}: not a FarReID model") from None
 
 
@@ -110,11 +144,27 @@ def _read_stage2(path: str | Path) -> tuple[Path, dict[str, Any]]:
     return path, state
 
 
+def _stored_config(path: Path, state: Mapping[str, Any]) -> Config:
+    """The stored configuration with `out_dir` back at the schema's relative default: a path stored in a file
+    someone hands us never decides where we write."""
+    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+    cfg.out_dir = Config().out_dir
+    return cfg
+
+
+def run_folder_of(checkpoint: str | Path) -> Path | None:
+    """The training run folder a checkpoint path given by the user names (`<run>` or `<run>/checkpoints/x.pt`)."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        return path if (path / "checkpoints").is_dir() else (path.parent if path.name == "checkpoints" else None)
+    return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
 def checkpoint_config(path: str | Path) -> Config:
     """The configuration a stage-2 checkpoint was trained with, with `device` and `precision` back at `auto`
-    (where a model was trained says nothing about where it runs now)."""
+    (where a model was trained says nothing about where it runs now) and `out_dir` at its relative default."""
     path, state = _read_stage2(path)
-    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+    cfg = _stored_config(path, state)
     cfg.device, cfg.precision = "auto", "auto"
     return cfg
 
@@ -123,7 +173,7 @@ def load_trained_model(path: str | Path) -> LoadedCheckpoint:
     """Read a stage-2 training checkpoint (never unpickling code) and rebuild its FarReID, weights loaded."""
     path, state = _read_stage2(path)
     weights = state["model"]
-    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+    cfg = _stored_config(path, state)
     info = state.get("model_info") or {}
     spec = _clip_spec(info, weights, cfg)
     clip = CLIP(spec, image_size=(cfg.data.height, cfg.data.width), stride=cfg.model.stride or None,

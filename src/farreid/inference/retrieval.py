@@ -28,7 +28,7 @@ from farreid.eval.pictures import MATCH, MISMATCH, NEUTRAL, QUERY, Item, ranked_
 from farreid.eval.report import png_bytes
 from farreid.inference.model import ReIDModel
 from farreid.inference.search import topk_search
-from farreid.utils.io import atomic_open, safe_join
+from farreid.utils.io import atomic_open, safe_join, spreadsheet_safe
 from farreid.utils.log import progress
 
 RERANK_MAX_GALLERY = 50_000
@@ -78,8 +78,8 @@ class SearchResults:
                              "gallery_index"])
             for qi, hits in enumerate(self.hits):
                 for h in hits:
-                    writer.writerow([self.queries.names[qi], h.rank, f"{h.score:.6f}", h.name, h.pid, h.camid,
-                                     h.platform, h.index])
+                    writer.writerow([spreadsheet_safe(self.queries.names[qi]), h.rank, f"{h.score:.6f}",
+                                     spreadsheet_safe(h.name), h.pid, h.camid, h.platform, h.index])
         return Path(path)
 
     def write_pictures(self, folder: str | Path, max_queries: int | None = None, topk: int = 10) -> list[Path]:
@@ -197,13 +197,15 @@ def query_features(
 ) -> FeatureSet:
     """Query embeddings: a saved feature set as it is, or tracklet folder(s) embedded by `checkpoint` (default:
     the checkpoint recorded in the gallery's metadata) with the gallery's extraction settings."""
-    from farreid.eval.features import has_features
+    from farreid.eval.features import check_text_names, has_features
     from farreid.inference.layouts import input_splits
 
     query = Path(query)
     if has_features(query):
         return load_feature_set(query)
     splits = input_splits(query, camid=camid, platform=platform)  # checked before the model is loaded
+    for split in splits:
+        check_text_names(split.tracklets, str(query))
     if checkpoint is None:
         checkpoint = read_feature_metadata(gallery).get("checkpoint") or None
         if checkpoint is None:

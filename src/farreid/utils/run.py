@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from farreid.config import Config, config_to_yaml
-from farreid.utils.io import atomic_write_json, atomic_write_text, safe_join
+from farreid.utils.io import atomic_write_json, atomic_write_text, output_error, remove_stale_temps, safe_join
 from farreid.utils.log import setup_logging
 
 TRACKED_PACKAGES = ("farreid", "torch", "numpy", "pillow", "omegaconf", "safetensors", "faiss-cpu", "onnxruntime")
@@ -105,7 +105,11 @@ def create_run(cfg: Config, run_root: str | Path | None = None, log: bool = True
     root = Path(run_root) if run_root is not None else safe_join(cfg.out_dir, cfg.name)
     run = RunDir(root)
     for folder in (run.root, run.checkpoints, run.results):
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(folder, exc) from None
+        remove_stale_temps(folder)  # left by a process killed mid-write; the run folder is ours alone now
     atomic_write_text(run.config_file, config_to_yaml(cfg))
     atomic_write_json(run.meta_file, run_metadata())
     if log:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from farreid.data.detreidx import CASES
 from farreid.data.synthetic.appearance import Appearance, sample_appearance
 from farreid.data.synthetic.render import CLEAN, VIEWS, FrameFault, camera_look, render_aerial, render_ground
 from farreid.errors import FarreidError
-from farreid.utils.io import atomic_write_json
+from farreid.utils.io import atomic_write_json, check_output, clear_own_outputs
 from farreid.utils.log import progress
 
 MARKER = "synthetic.json"
@@ -176,12 +175,14 @@ def destinations(t: SyntheticTracklet, is_train: bool) -> list[tuple[str, ...]]:
 
 
 def _prepare(out: Path, overwrite: bool) -> None:
+    """An empty folder, or (with `overwrite`) one holding only an earlier synthetic set, which is removed."""
+    check_output(out, "dir")
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise FarreidError(f"{out} exists and is not empty (and holds no {MARKER}); choose an empty folder")
         if not overwrite:
             raise FarreidError(f"{out} already holds a synthetic data set; pass overwrite=True (--overwrite) to replace it")
-        shutil.rmtree(out)
+        clear_own_outputs(out, ("train", *CASES.values()), "data synth", marker=MARKER)
     out.mkdir(parents=True, exist_ok=True)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import Tensor
 
 from farreid.errors import FarreidError
@@ -66,7 +67,8 @@ def read_checkpoint(path: str | Path, allow_torchscript: bool = False, activatio
             kind, state = _read_torch_file(path)
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError,
+            IndexError, TypeError, AttributeError, SafetensorError) as exc:  # what readers raise on bytes they cannot parse
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "Weights only load failed" in reason or "weights_only" in reason or "Unsupported global" in reason:
             reason = "it holds pickled Python objects besides tensors, which farreid does not unpickle"

@@ -33,7 +33,11 @@ _STORAGE_DTYPES = {
 
 
 class _ScriptObject:
-    """Stand-in for a TorchScript class instance: keeps the pickled attributes, has no behaviour."""
+    """Stand-in for a TorchScript class instance: keeps the pickled attributes, has no behaviour (constructor
+    arguments an archive passes are dropped)."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        self.attributes: dict = {}
 
     def __setstate__(self, state: Any) -> None:
         self.attributes = state if isinstance(state, dict) else {}
