@@ -2,9 +2,9 @@
 
 Each command runs in a fresh interpreter; the runs of every command alternate (so machine load hits them
 alike) and the median of `--repeats` is kept. `--baseline-src DIR` also times another checkout's `src/`
-(e.g. `git archive <commit> src | tar -x -C /tmp/before`) the same way, for before/after figures.
+(e.g. `git archive <commit> src | tar -x -C BEFORE`) the same way, for before/after figures.
 
-    python benchmarks/bench_cli_startup.py --repeats 5 --baseline-src /tmp/before/src
+    python benchmarks/bench_cli_startup.py --repeats 5 --baseline-src BEFORE/src
 """
 
 from __future__ import annotations

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 ConfigOption = typer.Option(
     None, "--config", "-c", help="Recipe: a YAML file or a shipped name (demo_tiny, detreidx_vitb16, detreidx_vitl14)."
 )
+ResumeOption = typer.Option(
+    None, "--resume", "-r",
+    help="Continue a run: a checkpoint path, or 'auto' for the newest checkpoint in <out_dir>/<name>/checkpoints "
+    "(a fresh start when there is none). The configuration must match the checkpoint's.",
+)
 OverridesArgument = typer.Argument(
     None, help="Dotted overrides KEY=VALUE, e.g. data.root=/data/detreidx model.pooling=mean train.stage2.epochs=10."
 )

@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from farreid.cli import app
-from farreid.cli.common import ConfigOption, OverridesArgument, build_config
+from farreid.cli.common import ConfigOption, OverridesArgument, ResumeOption, build_config
 
 
 @app.command("pretrain")
@@ -17,11 +17,7 @@ def pretrain(
         None, "--out", "-o",
         help="Also write the finished towers (OpenAI-named safetensors) to this file; its folder must exist.",
     ),
-    resume: Optional[str] = typer.Option(
-        None, "--resume", "-r",
-        help="Continue a run: a checkpoint path, or 'auto' for the newest checkpoint in <out_dir>/<name>/checkpoints "
-        "(a fresh start when there is none). The configuration must match the checkpoint's.",
-    ),
+    resume: Optional[str] = ResumeOption,
 ) -> None:
     """Vision-language pretraining of a backbone's image and text towers (CLIP's contrastive objective) on
     captioned synthetic people: farreid pretrain -c pretrain_tiny. The result is a CLIP checkpoint that

@@ -6,18 +6,14 @@ from typing import Optional
 import typer
 
 from farreid.cli import app
-from farreid.cli.common import ConfigOption, OverridesArgument, build_config
+from farreid.cli.common import ConfigOption, OverridesArgument, ResumeOption, build_config
 
 
 @app.command("train")
 def train(
     config: Optional[Path] = ConfigOption,
     overrides: Optional[list[str]] = OverridesArgument,
-    resume: Optional[str] = typer.Option(
-        None, "--resume", "-r",
-        help="Continue a run: a checkpoint path, or 'auto' for the newest checkpoint in <out_dir>/<name>/checkpoints "
-        "(a fresh start when there is none). The configuration must match the checkpoint's.",
-    ),
+    resume: Optional[str] = ResumeOption,
 ) -> None:
     """Train a recipe (stage 1 prompt learning, stage 2 adaptation) on the CPU, one GPU, or many GPUs / nodes
     with torchrun (torchrun --nproc_per_node 4 -m farreid train -c RECIPE ...)."""
