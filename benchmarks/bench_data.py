@@ -24,6 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from farreid.config.schema import AugConfig  # noqa: E402
 from farreid.data import ClipAugment, build_dataset  # noqa: E402
 from farreid.data.decode import decode_frame  # noqa: E402
 
@@ -117,8 +118,8 @@ def bench_augment() -> dict:
     clip = torch.randint(0, 256, (8, 3, 256, 128), dtype=torch.uint8)
     g = torch.Generator().manual_seed(0)
     n = 20
-    plain = ClipAugment(degrade_prob=0.0)
-    full = ClipAugment(degrade_prob=1.0, jitter_prob=1.0, erase_prob=1.0)
+    plain = ClipAugment(AugConfig(degrade_prob=0.0))
+    full = ClipAugment(AugConfig(degrade_prob=1.0, jitter_prob=1.0, erase_prob=1.0))
     base = _rate(lambda: [plain(clip, "ground", g) for _ in range(n)], n)
     heavy = _rate(lambda: [full(clip, "ground", g) for _ in range(n)], n)
     return {"clips_per_s_no_degrade": round(base, 1), "clips_per_s_all_ops": round(heavy, 1),

@@ -47,16 +47,16 @@ def ranking_metrics(q: torch.Tensor, g: torch.Tensor, q_pid, g_pid, q_cam, g_cam
     return {"mAP": round(100 * float(np.mean(aps)), 2), "R1": round(100 * float(np.mean(r1)), 2), "queries": len(aps)}
 
 
-def features(embed, tracklets, cfg) -> torch.Tensor:
-    loader = build_test_loader(tracklets, cfg, batch_size=16)
+def features(embed, tracklets, cfg, size) -> torch.Tensor:
+    loader = build_test_loader(tracklets, cfg, size, batch_size=16)
     with torch.no_grad():
         return torch.cat([embed(b["clip"]) for b in loader])
 
 
-def evaluate(embed, ds, cfg) -> dict:
+def evaluate(embed, ds, cfg, size) -> dict:
     out = {}
     for name, proto in ds.protocols.items():
-        q, g = features(embed, proto.query, cfg), features(embed, proto.gallery, cfg)
+        q, g = features(embed, proto.query, cfg, size), features(embed, proto.gallery, cfg, size)
         t = lambda s, k: torch.tensor([getattr(x, k) for x in s])  # noqa: E731
         out[name] = ranking_metrics(q, g, t(proto.query, "pid"), t(proto.gallery, "pid"),
                                     t(proto.query, "camid"), t(proto.gallery, "camid"))
@@ -112,11 +112,12 @@ def main() -> None:
         print(f"generated in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         gen_s = time.perf_counter() - start
         ds = build_dataset("detreidx", root)
-        cfg = load_config("demo_tiny", ["data.workers=0", "data.test_frames=8"]).data
-        untrained = evaluate(colour_descriptor, ds, cfg)
+        recipe = load_config("demo_tiny", ["data.workers=0", "data.test_frames=8"])
+        cfg, size = recipe.data, tuple(recipe.model.image_size)
+        untrained = evaluate(colour_descriptor, ds, cfg, size)
         model = SmallCNN(ds.num_train_pids)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=5e-4)
-        loader = build_train_loader(ds.train, cfg, seed=args.seed)
+        loader = build_train_loader(ds.train, cfg, size, seed=args.seed)
         step, epoch, start = 0, 0, time.perf_counter()
         while step < args.steps:
             loader.set_epoch(epoch)
@@ -134,7 +135,7 @@ def main() -> None:
             epoch += 1
         train_s = time.perf_counter() - start
         model.eval()
-        trained = evaluate(model.embed, ds, cfg)
+        trained = evaluate(model.embed, ds, cfg, size)
     result = {
         "generate": {"ids": args.ids, "seconds": round(gen_s, 2), "frames": summary["frames_rendered"],
                      "tracklets": summary["tracklets"]},

@@ -37,7 +37,7 @@ from farreid.inference import ReIDModel  # noqa: E402
 from farreid.models import FarReID  # noqa: E402
 
 MODELS = {"demo": ("demo_tiny", 64), "vitb16": ("detreidx_vitb16", 8)}  # recipe, tracklets a timing
-SIZES = {"demo_tiny": ["data.height=128", "data.width=64"]}  # the size the published figures were measured at
+SIZES = {"demo_tiny": ["model.image_size=[128,64]"]}  # the size the published figures were measured at
 
 
 def cpu_pressure() -> float | None:
@@ -62,7 +62,7 @@ def build(name: str, precision: str) -> ReIDModel:
     recipe, _ = MODELS[name]
     cfg = load_config(recipe, ["model.pretrained=''", "data.workers=0", *SIZES.get(recipe, [])])
     torch.manual_seed(0)
-    net = FarReID.from_config(cfg, num_classes=100, num_keys=3)
+    net = FarReID(cfg.model, num_classes=100, num_keys=3)
     return ReIDModel(net, cfg, device="cpu", precision=precision, flip=False)
 
 

@@ -54,10 +54,10 @@ def run_case(name: str, steps: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     # demo_tiny at 128x64, the size the published figures were measured at (the demo recipe trains at 96x48)
-    sizes = ["data.height=128", "data.width=64"] if recipe == "demo_tiny" else []
+    sizes = ["model.image_size=[128,64]"] if recipe == "demo_tiny" else []
     cfg = load_config(recipe, ["model.pretrained=''", f"data.train_frames={frames}", *sizes])
     s2 = cfg.train.stage2
-    model = FarReID.from_config(cfg, num_classes=num_classes, num_keys=3).train()
+    model = FarReID(cfg.model, num_classes, num_keys=3).train()
     rss_model = _rss_mib()
     precision = Precision(torch.device("cpu"), precision_name)
     groups = stage2_param_groups(model, lr=s2.lr, weight_decay=s2.weight_decay, bias_lr_factor=s2.bias_lr_factor,
@@ -69,7 +69,7 @@ def run_case(name: str, steps: int, threads: int) -> dict:
     objective = ReIDObjective(model, ReIDLoss(**vars(s2.loss)), precision=precision, ctx=DistContext(), text=text)
     k = cfg.data.tracklets_per_id if batch % cfg.data.tracklets_per_id == 0 else 2
     batch_dict = {
-        "clip": torch.randn(batch, frames, 3, cfg.data.height, cfg.data.width),
+        "clip": torch.randn(batch, frames, 3, *cfg.model.image_size),
         "mask": torch.ones(batch, frames, dtype=torch.bool),
         "pid": torch.arange(batch) // k,
         "camid": torch.arange(batch) % 3,
@@ -94,7 +94,7 @@ def run_case(name: str, steps: int, threads: int) -> dict:
     step = median["step_s"]
     return {
         "case": name, "recipe": recipe, "backbone": cfg.model.backbone, "precision": precision_name,
-        "tracklets_per_step": batch, "frames": frames, "input": f"{cfg.data.height}x{cfg.data.width}",
+        "tracklets_per_step": batch, "frames": frames, "input": "x".join(map(str, cfg.model.image_size)),
         "trainable_params_M": sum(p.numel() for p in trainable_parameters(groups)) / 1e6,
         **median, "tracklets_per_s": batch / step, "loss": float(terms["loss"]),
         "rss_after_build_MiB": rss_model, "peak_rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -22,7 +22,7 @@ from farreid.data.synthetic import generate
 from farreid.engine import train
 
 TINY_OVERRIDES = [
-    "data.dataset=detreidx", "data.height=64", "data.width=32", "data.train_frames=2", "data.test_frames=4",
+    "data.dataset=detreidx", "model.image_size=[64,32]", "data.train_frames=2", "data.test_frames=4",
     "data.ids_per_batch=2", "data.tracklets_per_id=2", "data.workers=0",
     "model.backbone=test", "model.adapter.bottleneck=32", "model.pbp.length=2", "model.pbp.depth=1",
     "model.pbp.key=platform", "model.finetune_last_n=1", "model.text.n_ctx=2", "model.text.n_id_tokens=1",

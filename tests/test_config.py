@@ -33,7 +33,7 @@ def test_base_inheritance():
     assert cfg.model.backbone == "ViT-L/14"  # own value
     assert cfg.model.pbp.depth == 18
     assert cfg.model.pbp.length == 4  # inherited from the ViT-B/16 recipe
-    assert (cfg.data.height, cfg.data.width) == (252, 126)
+    assert cfg.model.image_size == [252, 126]
 
 
 def test_round_trip(tmp_path: Path):
@@ -70,7 +70,7 @@ def test_missing_config_file():
     [
         ("seed=abc", "bad value for config key 'seed'"),
         ("model.pooling=max", "must be one of"),
-        ("data.height=0", "must be > 0"),
+        ("model.image_size=[0,128]", "must be > 0"),
         ("model.pooling", "must look like key=value"),
     ],
 )

@@ -42,13 +42,16 @@ def tiny_set(tmp_path_factory):
     return TrackletSet("train", tracklets)
 
 
+SIZE = (32, 16)  # the model input size frames are resized to
+
+
 def _cfg(*overrides):
-    return load_config(None, ["data.height=32", "data.width=16", "data.train_frames=4", "data.test_frames=4",
+    return load_config(None, ["data.train_frames=4", "data.test_frames=4",
                               "data.ids_per_batch=2", "data.tracklets_per_id=2", "data.workers=0", *overrides]).data
 
 
 def test_batch_follows_the_contract(tiny_set):
-    batch = next(iter(build_train_loader(tiny_set, _cfg(), seed=0)))
+    batch = next(iter(build_train_loader(tiny_set, _cfg(), SIZE, seed=0)))
     assert batch["clip"].shape == (4, 4, 3, 32, 16) and batch["clip"].dtype == torch.float32
     assert batch["mask"].dtype == torch.bool and batch["mask"].all()
     for key in ("pid", "camid", "platform", "index"):
@@ -63,16 +66,16 @@ def test_batch_follows_the_contract(tiny_set):
 
 def test_training_batches_are_reproducible_and_resume_exactly(tiny_set):
     cfg = _cfg()
-    full = build_train_loader(tiny_set, cfg, seed=3)
+    full = build_train_loader(tiny_set, cfg, SIZE, seed=3)
     full.set_epoch(1)
     expected = list(full)
-    interrupted = build_train_loader(tiny_set, cfg, seed=3)
+    interrupted = build_train_loader(tiny_set, cfg, SIZE, seed=3)
     interrupted.set_epoch(1)
     it = iter(interrupted)
     first = [next(it), next(it)]
     state = interrupted.state_dict()
     assert state["position"] == 2 and state["epoch"] == 1
-    resumed = build_train_loader(tiny_set, cfg, seed=3)
+    resumed = build_train_loader(tiny_set, cfg, SIZE, seed=3)
     resumed.load_state_dict(state)
     resumed.set_epoch(1)
     rest = list(resumed)
@@ -82,28 +85,28 @@ def test_training_batches_are_reproducible_and_resume_exactly(tiny_set):
 
 
 def test_workers_give_the_same_batches_as_the_main_process(tiny_set):
-    single = list(build_train_loader(tiny_set, _cfg(), seed=1))
-    workers = list(build_train_loader(tiny_set, _cfg("data.workers=2"), seed=1))
+    single = list(build_train_loader(tiny_set, _cfg(), SIZE, seed=1))
+    workers = list(build_train_loader(tiny_set, _cfg("data.workers=2"), SIZE, seed=1))
     assert len(single) == len(workers)
     assert all(torch.equal(a["clip"], b["clip"]) for a, b in zip(single, workers))
 
 
 def test_ddp_ranks_see_disjoint_batches(tiny_set):
-    ranks = [list(build_train_loader(tiny_set, _cfg(), seed=2, num_replicas=2, rank=r)) for r in range(2)]
+    ranks = [list(build_train_loader(tiny_set, _cfg(), SIZE, seed=2, num_replicas=2, rank=r)) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) > 0
     keys = [{tuple(b["index"].tolist()) for b in batches} for batches in ranks]
     assert not keys[0] & keys[1]
 
 
 def test_test_loader_is_deterministic_and_in_order(tiny_set):
-    loader = build_test_loader(tiny_set, _cfg(), batch_size=5)
+    loader = build_test_loader(tiny_set, _cfg(), SIZE, batch_size=5)
     a, b = list(loader), list(loader)
     assert torch.cat([x["index"] for x in a]).tolist() == list(range(len(tiny_set)))
     assert all(torch.equal(x["clip"], y["clip"]) for x, y in zip(a, b))
 
 
 def test_dense_test_loader_chunks_every_frame_with_mask(tiny_set):
-    loader = build_test_loader(tiny_set, _cfg(), batch_size=7, sampling="all")
+    loader = build_test_loader(tiny_set, _cfg(), SIZE, batch_size=7, sampling="all")
     batches = list(loader)
     index = torch.cat([b["index"] for b in batches])
     mask = torch.cat([b["mask"] for b in batches])
@@ -116,7 +119,7 @@ def test_train_sampling_all_is_rejected(tiny_set):
     cfg = _cfg()
     cfg.train_sampling = "all"
     with pytest.raises(FarreidError, match="test-time mode"):
-        build_train_loader(tiny_set, cfg)
+        build_train_loader(tiny_set, cfg, SIZE)
 
 
 def test_clip_dataset_without_config_and_unreadable_frame(tiny_set, tmp_path):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from farreid.config import load_config
+from farreid.config import AugConfig, load_config
 from farreid.data import ClipAugment, ClipEval
 from farreid.data.degrade import degrade, gaussian_blur, jpeg_like, quant_tables
 from farreid.data.transforms import (
@@ -28,7 +28,7 @@ def _frame(seed=0, h=64, w=32):
 @pytest.mark.parametrize("seed", range(8))
 def test_every_frame_of_a_clip_gets_the_same_parameters(seed):
     clip = _frame(seed).unsqueeze(0).repeat(4, 1, 1, 1)  # four identical frames
-    out = ClipAugment(**ALWAYS)(clip, "ground", torch.Generator().manual_seed(seed))
+    out = ClipAugment(AugConfig(**ALWAYS))(clip, "ground", torch.Generator().manual_seed(seed))
     assert out.shape == (4, 3, 64, 32) and out.dtype == torch.float32
     for t in range(1, 4):
         assert torch.allclose(out[0], out[t], atol=1e-6)
@@ -38,7 +38,7 @@ def test_every_frame_of_a_clip_gets_the_same_parameters(seed):
 def test_parameters_do_not_depend_on_frame_position(seed):
     """Swapping two different frames swaps the outputs: each frame sees the same flip, crop, jitter and box."""
     a, b = _frame(seed), _frame(seed + 50)
-    aug = ClipAugment(**{**ALWAYS, "degrade_prob": 0.0})
+    aug = ClipAugment(AugConfig(**{**ALWAYS, "degrade_prob": 0.0}))
     ab = aug(torch.stack([a, b]), "ground", torch.Generator().manual_seed(seed))
     ba = aug(torch.stack([b, a]), "ground", torch.Generator().manual_seed(seed))
     assert torch.allclose(ab[0], ba[1], atol=1e-6) and torch.allclose(ab[1], ba[0], atol=1e-6)
@@ -47,7 +47,7 @@ def test_parameters_do_not_depend_on_frame_position(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_seeded_determinism_and_seed_sensitivity(seed):
     clip = torch.stack([_frame(seed + i) for i in range(3)])
-    aug = ClipAugment(**ALWAYS)
+    aug = ClipAugment(AugConfig(**ALWAYS))
     a = aug(clip, "ground", torch.Generator().manual_seed(seed))
     b = aug(clip, "ground", torch.Generator().manual_seed(seed))
     c = aug(clip, "ground", torch.Generator().manual_seed(seed + 100))
@@ -56,12 +56,12 @@ def test_seeded_determinism_and_seed_sensitivity(seed):
 
 def test_sensor_noise_differs_per_frame_with_one_strength():
     clip = torch.stack([_frame(4)] * 3)
-    aug = ClipAugment(flip_prob=0, pad=0, jitter_prob=0, erase_prob=0, degrade_prob=1.0, degrade_min_height=64,
-                      degrade_max_height=64, degrade_noise=0.05)
-    clean = ClipAugment(flip_prob=0, pad=0, jitter_prob=0, erase_prob=0, degrade_prob=0.0)
+    aug = ClipAugment(AugConfig(flip_prob=0, pad=0, jitter_prob=0, erase_prob=0, degrade_prob=1.0,
+                                degrade_min_height=64, degrade_max_height=64, degrade_noise=0.05))
+    clean = ClipAugment(AugConfig(flip_prob=0, pad=0, jitter_prob=0, erase_prob=0, degrade_prob=0.0))
     noise = aug(clip, "ground", torch.Generator().manual_seed(1)) - clean(clip, "ground", torch.Generator())
     assert noise.abs().sum() == 0  # at full height nothing is degraded
-    aug.degrade_heights = (20, 20)
+    aug.aug.degrade_min_height = aug.aug.degrade_max_height = 20
     out = aug(clip, "ground", torch.Generator().manual_seed(1))
     assert not torch.allclose(out[0], out[1])
     assert torch.allclose(out[0].mean(), out[1].mean(), atol=0.05)
@@ -69,7 +69,8 @@ def test_sensor_noise_differs_per_frame_with_one_strength():
 
 def test_degradation_applies_only_to_the_configured_platforms():
     clip = torch.stack([_frame(5)] * 2)
-    aug = ClipAugment(flip_prob=0, pad=0, jitter_prob=0, erase_prob=0, degrade_prob=1.0, degrade_platforms=("ground",))
+    aug = ClipAugment(AugConfig(flip_prob=0, pad=0, jitter_prob=0, erase_prob=0, degrade_prob=1.0,
+                                degrade_platforms=["ground"]))
     aerial = aug(clip, "aerial", torch.Generator().manual_seed(0))
     assert torch.allclose(aerial, normalize(clip.float() / 255))
     ground = aug(clip, "ground", torch.Generator().manual_seed(0))
@@ -115,5 +116,5 @@ def test_individual_ops():
 def test_eval_transform_is_normalisation_only_and_from_config_builds():
     clip = torch.stack([_frame(9)] * 2)
     assert torch.allclose(ClipEval()(clip, "aerial"), normalize(clip.float() / 255))
-    aug = ClipAugment.from_config(load_config("demo_tiny").data.aug)
+    aug = ClipAugment(load_config("demo_tiny").data.aug)
     assert aug(clip, "ground", torch.Generator().manual_seed(0)).shape == (2, 3, 64, 32)

@@ -17,7 +17,7 @@ BIAS = re.compile(r"(^|\.)[^.]*bias[^.]*$")  # the leaf name holds "bias": bias,
 
 def test_every_bias_by_name_pattern_is_in_the_bias_group():
     cfg = load_config("demo_tiny")
-    model = FarReID.from_config(cfg, num_classes=6, num_keys=2)
+    model = FarReID(cfg.model, num_classes=6, num_keys=2)
     groups = stage2_param_groups(model, lr=1e-4, weight_decay=2.5e-4, bias_lr_factor=2.0, weight_decay_bias=1e-4,
                                  backbone_lr_mult=0.1)
     group_of = {id(p): g for g in groups for p in g["params"]}

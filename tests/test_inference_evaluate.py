@@ -62,8 +62,8 @@ def test_config_layers_and_early_errors(trained, tmp_path):
     assert cfg.device == "auto" and cfg.model.backbone == "test" and cfg.data.root == str(trained.data)
     layered = load_config(None, ["eval.max_rank=5"], base=cfg)
     assert layered.eval.max_rank == 5 and layered.model.pbp.key == "platform"
-    cfg.data.height = 128
-    with pytest.raises(FarreidError, match="model takes 64x32 frames but data.height/width ask for 128x32"):
+    cfg.model.image_size = [128, 32]
+    with pytest.raises(FarreidError, match="model takes 64x32 frames but model.image_size asks for 128x32"):
         evaluate_checkpoint(trained.checkpoint, cfg, tmp_path)
     result = CliRunner().invoke(app, ["eval", "--checkpoint", str(trained.checkpoint), "--features", str(tmp_path)])
     assert result.exit_code != 0

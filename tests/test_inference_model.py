@@ -7,6 +7,7 @@ from PIL import Image
 
 import farreid
 from _inference_data import one_thread, png_tracklet, tiny_trained  # noqa: F401  (autouse fixture)
+from farreid.config import AdapterConfig, ModelConfig, PromptConfig
 from farreid.data import Tracklet
 from farreid.engine import CheckpointError, load_checkpoint, save_checkpoint
 from farreid.errors import FarreidError
@@ -26,7 +27,7 @@ def model(trained):
 
 def test_from_checkpoint_rebuilds_the_trained_model(trained, model):
     assert farreid.ReIDModel is ReIDModel
-    assert model.size == (64, 32) and model.dim == 128 + 64 and model.model.prompt_key == "platform"
+    assert model.size == (64, 32) and model.dim == 128 + 64 and model.model.cfg.pbp.key == "platform"
     state = load_checkpoint(trained.checkpoint)
     assert state["model_info"]["num_keys"] == 2 and state["model_info"]["clip_spec"]["name"] == "test"
     weights = model.model.state_dict()
@@ -89,7 +90,8 @@ def test_checkpoints_without_the_architecture_record_still_load(trained, model, 
 
 
 def test_an_in_memory_model_needs_no_config():
-    net = FarReID(4, 3, backbone="test", image_size=(64, 32), adapter_bottleneck=32, prompt_length=2)
+    net = FarReID(ModelConfig(backbone="test", image_size=[64, 32], adapter=AdapterConfig(bottleneck=32),
+                              pbp=PromptConfig(length=2)), 4, 3)
     model = ReIDModel(net, device="cpu", precision="fp32", num_frames=2)
     clips = torch.rand(3, 5, 3, 64, 32)
     out = model.embed(clips, camid=[0, 1, 2])

@@ -5,16 +5,19 @@ from dataclasses import replace
 import pytest
 import torch
 
-from farreid.config import load_config
+from farreid.config import AdapterConfig, ModelConfig, PromptConfig, load_config
 from farreid.errors import FarreidError
 from farreid.models import FarReID
 from farreid.models.clip import CLIP, CLIP_CONFIGS
 
 
-def small(**kwargs) -> FarReID:
-    """A `test`-backbone model (2 blocks, width 128) at 64x32."""
-    defaults = dict(backbone="test", image_size=(64, 32), adapter_bottleneck=32, prompt_length=2, finetune_last_n=1)
-    return FarReID(kwargs.pop("num_classes", 6), kwargs.pop("num_keys", 3), **{**defaults, **kwargs})
+def small(num_classes: int = 6, num_keys: int = 3, adapter: dict | None = None, pbp: dict | None = None,
+          **model) -> FarReID:
+    """A `test`-backbone model (2 blocks, width 128) at 64x32; the arguments override `ModelConfig` fields
+    (`adapter` / `pbp`: fields of those sections)."""
+    cfg = ModelConfig(backbone="test", image_size=[64, 32], adapter=AdapterConfig(bottleneck=32, **(adapter or {})),
+                      pbp=PromptConfig(length=2, **(pbp or {})), finetune_last_n=1)
+    return FarReID(replace(cfg, **model), num_classes, num_keys)
 
 
 def shrunk_clip(name: str, image_size: tuple[int, int], layers: int = 2) -> CLIP:
@@ -27,7 +30,7 @@ def shrunk_clip(name: str, image_size: tuple[int, int], layers: int = 2) -> CLIP
 @pytest.mark.parametrize("name,size,feature_dim", [("ViT-B/16", (256, 128), 768 + 512), ("ViT-L/14", (252, 126), 1024 + 768)])
 def test_shapes_for_the_published_backbones(name, size, feature_dim):
     clip = shrunk_clip(name, size)
-    model = FarReID(5, 3, clip=clip, prompt_depth=1).eval()
+    model = FarReID(ModelConfig(pbp=PromptConfig(depth=1)), 5, 3, clip=clip).eval()
     width = clip.visual.width
     assert clip.visual.grid == ((16, 8) if name == "ViT-B/16" else (18, 9))
     assert model.prompts.prompts.shape == (1, 4, 3, width)
@@ -43,7 +46,7 @@ def test_shapes_for_the_published_backbones(name, size, feature_dim):
 
 
 def test_zero_init_adapters_without_prompts_leave_clip_unchanged():
-    model = small(adapter_zero_init=True, prompts=False).eval()
+    model = small(adapter={"zero_init": True}, pbp={"enabled": False}).eval()
     clips = torch.randn(2, 3, 3, 64, 32)
     with torch.no_grad():
         frames = model.frame_features(clips)
@@ -88,7 +91,8 @@ def test_padded_frames_do_not_change_the_pooled_feature():
 
 def test_trainable_set_is_exactly_the_specified_one():
     clip = shrunk_clip("ViT-B/16", (64, 32), layers=4)
-    model = FarReID(4, 2, clip=clip, finetune_last_n=2, adapter_bottleneck=64, prompt_depth=3)
+    model = FarReID(ModelConfig(finetune_last_n=2, adapter=AdapterConfig(bottleneck=64), pbp=PromptConfig(depth=3)),
+                    4, 2, clip=clip)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     expected_prefixes = ("adapters.", "prompts.prompts", "pool.score.", "pool_proj.score.",
                          "clip.visual.transformer.resblocks.2.", "clip.visual.transformer.resblocks.3.")
@@ -123,7 +127,7 @@ def test_a_training_step_reaches_the_tail_blocks_and_nothing_frozen():
 
 
 def test_frozen_prefix_builds_no_graph_when_nothing_trains_there():
-    model = small(adapters=False, prompts=False, finetune_last_n=1)
+    model = small(adapter={"enabled": False}, pbp={"enabled": False}, finetune_last_n=1)
     frames = model.frame_features(torch.randn(1, 2, 3, 64, 32))
     assert not frames.penultimate.requires_grad and frames.final.requires_grad
 
@@ -144,11 +148,11 @@ def test_text_prompts_train_through_the_frozen_text_tower():
 def test_prompt_keys_from_batch_metadata():
     batch = {"camid": torch.tensor([0, 2]), "platform": torch.tensor([0, 1]),
              "altitude": torch.tensor([float("nan"), 45.0]), "distance": torch.tensor([float("nan"), 10.0])}
-    assert small(prompt_key="camera").prompt_keys(batch).tolist() == [0, 2]
-    assert small(prompt_key="platform").prompt_keys(batch).tolist() == [0, 1]
-    altitude = small(prompt_key="altitude", altitude_bins=(20.0, 40.0, 80.0))
+    assert small(pbp={"key": "camera"}).prompt_keys(batch).tolist() == [0, 2]
+    assert small(pbp={"key": "platform"}).prompt_keys(batch).tolist() == [0, 1]
+    altitude = small(pbp={"key": "altitude", "altitude_bins": [20.0, 40.0, 80.0]})
     assert altitude.prompts.num_keys == 5 and altitude.prompt_keys(batch).tolist() == [0, 3]
-    assert small(prompt_key="distance").prompt_keys(batch).tolist() == [0, 1]
+    assert small(pbp={"key": "distance"}).prompt_keys(batch).tolist() == [0, 1]
 
 
 def test_clear_errors_for_bad_settings():
@@ -163,10 +167,11 @@ def test_clear_errors_for_bad_settings():
 
 def test_from_config_builds_the_demo_model():
     cfg = load_config("demo_tiny")
-    model = FarReID.from_config(cfg, num_classes=8, num_keys=3)
-    assert model.clip.spec.name == "tiny" and model.clip.visual.grid == (cfg.data.height // 16, cfg.data.width // 16)
+    model = FarReID(cfg.model, num_classes=8, num_keys=3)
+    height, width = cfg.model.image_size
+    assert model.clip.spec.name == "tiny" and model.clip.visual.grid == (height // 16, width // 16)
     assert model.prompts.num_keys == 2 and model.prompts.depth == 3
-    batch = {"clip": torch.randn(2, 4, 3, cfg.data.height, cfg.data.width), "platform": torch.tensor([0, 1])}
+    batch = {"clip": torch.randn(2, 4, 3, height, width), "platform": torch.tensor([0, 1])}
     out = model(batch["clip"], model.prompt_keys(batch))
     assert out.projected.shape == (2, 128)
     tail = next(g for g in model.parameter_groups() if g["name"] == "backbone_tail")

@@ -21,7 +21,7 @@ from farreid.models.clip.configs import clip_config
 from farreid.models.clip.shipped import SHIPPED
 
 # a pretraining run small enough for a test: the `test` towers, 64x32 renders, 16 pairs a step
-SMALL = ["model.backbone=test", "data.height=64", "data.width=32", "pretrain.num_ids=12", "pretrain.images_per_id=4",
+SMALL = ["model.backbone=test", "model.image_size=[64,32]", "pretrain.num_ids=12", "pretrain.images_per_id=4",
          "pretrain.heldout_ids=6", "pretrain.heldout_images_per_id=2", "pretrain.epochs=2", "pretrain.batch_size=16",
          "train.log_every=1", "train.checkpoint_every=1", "device=cpu", "precision=fp32"]
 
@@ -115,10 +115,9 @@ def test_pretrained_towers_load_as_model_pretrained(tmp_path):
     assert (tmp_path / "copy.safetensors").read_bytes() == result.towers.read_bytes()
     from farreid.models import FarReID
 
-    demo = load_config("demo_tiny", ["model.backbone=test", f"model.pretrained={result.towers}", "data.height=64",
-                                     "model.pbp.depth=1", "model.finetune_last_n=1",
-                                     "data.width=32"])
-    model = FarReID.from_config(demo, num_classes=4, num_keys=2)
+    demo = load_config("demo_tiny", ["model.backbone=test", f"model.pretrained={result.towers}",
+                                     "model.image_size=[64,32]", "model.pbp.depth=1", "model.finetune_last_n=1"])
+    model = FarReID(demo.model, num_classes=4, num_keys=2)
     state = read_checkpoint(result.towers).state
     assert torch.equal(model.clip.text.token_embedding.weight, state["token_embedding.weight"].float())
 

@@ -182,14 +182,12 @@ def run_demo(
 
     seed_everything(cfg.seed)
     num_keys = infer_num_keys(cfg, dataset)
-    untrained = ReIDModel(FarReID.from_config(replace(cfg, model=replace(cfg.model, pretrained="")),
-                                              num_classes=dataset.train.num_pids, num_keys=num_keys), cfg)
+    untrained = ReIDModel(FarReID(replace(cfg.model, pretrained=""), dataset.train.num_pids, num_keys), cfg)
     # the shipped towers as they are: zero-initialised adapters add nothing, no prompts, frames averaged
     as_shipped = replace(cfg.model, adapter=replace(cfg.model.adapter, zero_init=True),
                          pbp=replace(cfg.model.pbp, enabled=False), pooling="mean")
-    frozen = ReIDModel(FarReID.from_config(replace(cfg, model=as_shipped), num_classes=dataset.train.num_pids,
-                                           num_keys=num_keys), cfg)
-    histogram = ColourHistogram((cfg.data.height, cfg.data.width), cfg.data.test_frames, cfg.data.test_sampling,
+    frozen = ReIDModel(FarReID(as_shipped, dataset.train.num_pids, num_keys), cfg)
+    histogram = ColourHistogram(tuple(cfg.model.image_size), cfg.data.test_frames, cfg.data.test_sampling,
                                 cfg.data.interpolation)
     plans: list[tuple[str, str, object, tuple[bool, ...]]] = [
         ("colour_histogram", "fixed colour histograms of three body bands (no learning)", histogram, (False,)),
@@ -281,7 +279,7 @@ def shipped_zero_shot(cfg: Config) -> dict:
     from farreid.models.clip.tokenizer import ClipTokenizer
 
     clip = create_clip(cfg.model.backbone, cfg.model.pretrained, activation=cfg.model.activation)
-    heldout = render_corpus(200, 4, seed=0, size=(cfg.data.height, cfg.data.width), split="heldout",
+    heldout = render_corpus(200, 4, seed=0, size=tuple(cfg.model.image_size), split="heldout",
                             interpolation=cfg.data.interpolation)
     return zero_shot_attributes(clip, ClipTokenizer.from_path(), heldout.images, heldout.attributes)
 

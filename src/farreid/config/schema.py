@@ -43,9 +43,7 @@ class DataConfig:
     root: str = ""
     protocol: str = "all"  # all, a name or several comma-separated (A2G,G2A); one-protocol datasets ignore it
     options: dict[str, Any] = field(default_factory=dict)  # extra dataset keywords, e.g. folder: {pattern: ...}
-    height: int = 256
-    width: int = 128
-    interpolation: str = "bicubic"  # resize of decoded frames: bicubic | bilinear
+    interpolation: str = "bicubic"  # resize of decoded frames to model.image_size: bicubic | bilinear
     train_frames: int = 8
     test_frames: int = 16
     train_sampling: str = "restricted_random"  # restricted_random | segment_begin | consecutive
@@ -91,6 +89,7 @@ class TextConfig:
 class ModelConfig:
     backbone: str = "ViT-B/16"  # a name from farreid.models.clip configs, or inferred from `pretrained`
     pretrained: str = ""  # local checkpoint path, or a shipped name (synthetic-people-tiny); empty = random init
+    image_size: list[int] = field(default_factory=lambda: [256, 128])  # [height, width] the towers take; frames are resized to it
     allow_torchscript: bool = False  # run TorchScript archives' code instead of reading them as data
     activation: str = "auto"  # auto (checkpoint's / QuickGELU for OpenAI weights) | quick_gelu | gelu
     stride: int = 0  # patch-embedding stride; 0 = patch size
@@ -248,8 +247,7 @@ CHOICES: dict[str, tuple] = {
     "eval.ap_interpolation": ("none", "trapezoid"),
 }
 POSITIVE: tuple[str, ...] = (
-    "data.height",
-    "data.width",
+    "model.image_size",
     "data.train_frames",
     "data.test_frames",
     "data.ids_per_batch",
@@ -426,10 +424,9 @@ _LOSS_WEIGHTS = ("id_weight", "triplet_weight", "i2t_weight", "supcon_i2t_weight
 
 RULES: tuple[Rule, ...] = (
     Rule("data.dataset", _registered_dataset, _datasets, saved=False),
-    Rule("data.height", lambda c: c.data.height >= _patch_size(c),
-         lambda c: f"is smaller than the {c.model.backbone} patch size {_patch_size(c)}"),
-    Rule("data.width", lambda c: c.data.width >= _patch_size(c),
-         lambda c: f"is smaller than the {c.model.backbone} patch size {_patch_size(c)}"),
+    Rule("model.image_size", lambda c: len(c.model.image_size) == 2, lambda c: "must be [height, width]"),
+    Rule("model.image_size", lambda c: min(c.model.image_size) >= _patch_size(c),
+         lambda c: f"has a side smaller than the {c.model.backbone} patch size {_patch_size(c)}"),
     Rule("model.pbp.depth", lambda c: c.model.pbp.depth == -1 or 1 <= c.model.pbp.depth <= _depth(c),
          lambda c: f"must be -1 (three quarters of the blocks) or in [1, {_depth(c)}], the {c.model.backbone} depth"),
     Rule("model.finetune_last_n", lambda c: c.model.finetune_last_n <= _depth(c),

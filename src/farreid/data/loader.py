@@ -177,17 +177,19 @@ class TrainLoader:
 def build_train_loader(
     train_set: Sequence[Tracklet],
     data_cfg: Any,
+    size: tuple[int, int],
     seed: int = 0,
     num_replicas: int = 1,
     rank: int = 0,
     transform: Transform | None = None,
 ) -> TrainLoader:
-    """Training batches from a `DataConfig`: P x K sampling, `train_sampling` frames, `ClipAugment(data.aug)`."""
+    """Training batches from a `DataConfig`: P x K sampling, `train_sampling` frames resized to `size` (the
+    model's `model.image_size`), `ClipAugment(data.aug)`."""
     if data_cfg.train_sampling == "all":
         raise FarreidError("data.train_sampling=all (dense chunks) is a test-time mode; use restricted_random")
     dataset = ClipDataset(
-        train_set, (data_cfg.height, data_cfg.width), data_cfg.train_frames, data_cfg.train_sampling,
-        transform or ClipAugment.from_config(data_cfg.aug), seed, data_cfg.interpolation,
+        train_set, size, data_cfg.train_frames, data_cfg.train_sampling,
+        transform or ClipAugment(data_cfg.aug), seed, data_cfg.interpolation,
     )
     sampler = IdentityBatchSampler(
         [t.pid for t in train_set], data_cfg.ids_per_batch, data_cfg.tracklets_per_id, seed, num_replicas, rank
@@ -198,13 +200,14 @@ def build_train_loader(
 def build_test_loader(
     tracklets: Sequence[Tracklet],
     data_cfg: Any,
+    size: tuple[int, int],
     batch_size: int = 8,
     sampling: str | None = None,
     seed: int = 0,
 ) -> DataLoader:
-    """Test batches in tracklet order (chunks of a tracklet are consecutive when `sampling="all"`)."""
+    """Test batches of frames resized to `size`, in tracklet order (chunks of a tracklet are consecutive when `sampling="all"`)."""
     dataset = ClipDataset(
-        tracklets, (data_cfg.height, data_cfg.width), data_cfg.test_frames, sampling or data_cfg.test_sampling,
+        tracklets, size, data_cfg.test_frames, sampling or data_cfg.test_sampling,
         ClipEval(), seed, data_cfg.interpolation,
     )
     return DataLoader(

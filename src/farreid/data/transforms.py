@@ -9,11 +9,10 @@ Order: far-distance degradation (per platform) -> flip -> pad + crop -> colour j
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
+from farreid.config.schema import AugConfig
 from farreid.data.degrade import degrade, small_size
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -91,92 +90,57 @@ def _chance(g: torch.Generator, p: float) -> bool:
 
 
 class ClipAugment:
-    """Training augmentation; `__call__(clip, platform, generator)` -> normalised float (T, 3, H, W)."""
+    """Training augmentation; `__call__(clip, platform, generator)` -> normalised float (T, 3, H, W).
 
-    def __init__(
-        self,
-        flip_prob: float = 0.5,
-        pad: int = 10,
-        jitter_prob: float = 0.5,
-        brightness: float = 0.1,
-        contrast: float = 0.1,
-        saturation: float = 0.1,
-        hue: float = 0.05,
-        erase_prob: float = 0.5,
-        erase_area: tuple[float, float] = (0.02, 0.4),
-        erase_ratio: float = 0.3,
-        degrade_prob: float = 0.5,
-        degrade_min_height: int = 16,
-        degrade_max_height: int = 64,
-        degrade_max_blur: float = 1.0,
-        degrade_min_quality: int = 30,
-        degrade_noise: float = 0.02,
-        degrade_platforms: tuple[str, ...] = ("ground",),
-    ):
-        self.flip_prob, self.pad = flip_prob, pad
-        self.jitter_prob = jitter_prob
-        self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
-        self.erase_prob, self.erase_area, self.erase_ratio = erase_prob, tuple(erase_area), erase_ratio
-        self.degrade_prob = degrade_prob
-        self.degrade_heights = (degrade_min_height, degrade_max_height)
-        self.degrade_max_blur, self.degrade_min_quality = degrade_max_blur, degrade_min_quality
-        self.degrade_noise = degrade_noise
-        self.degrade_platforms = tuple(degrade_platforms)
+    `aug` is the `data.aug` section of the config (default: its defaults); build one in Python with
+    `ClipAugment(AugConfig(degrade_prob=0.0))`.
+    """
 
-    @classmethod
-    def from_config(cls, aug: Any) -> "ClipAugment":
-        return cls(
-            flip_prob=aug.flip_prob, pad=aug.pad, jitter_prob=aug.jitter_prob, brightness=aug.brightness,
-            contrast=aug.contrast, saturation=aug.saturation, hue=aug.hue, erase_prob=aug.erase_prob,
-            erase_area=(aug.erase_min_area, aug.erase_max_area), erase_ratio=aug.erase_ratio,
-            degrade_prob=aug.degrade_prob, degrade_min_height=aug.degrade_min_height,
-            degrade_max_height=aug.degrade_max_height, degrade_max_blur=aug.degrade_max_blur,
-            degrade_min_quality=aug.degrade_min_quality, degrade_noise=aug.degrade_noise,
-            degrade_platforms=tuple(aug.degrade_platforms),
-        )
+    def __init__(self, aug: AugConfig | None = None):
+        self.aug = aug if aug is not None else AugConfig()
 
     def __call__(self, clip: torch.Tensor, platform: str, generator: torch.Generator) -> torch.Tensor:
-        g = generator
+        g, a = generator, self.aug
         x = to_float(clip)
         _, _, h, w = x.shape
-        if platform in self.degrade_platforms and _chance(g, self.degrade_prob):
+        if platform in a.degrade_platforms and _chance(g, a.degrade_prob):
             x = self._degrade(x, g)
-        if _chance(g, self.flip_prob):
+        if _chance(g, a.flip_prob):
             x = x.flip(-1)
-        if self.pad > 0:
-            top, left = (int(v) for v in torch.randint(0, 2 * self.pad + 1, (2,), generator=g))
-            x = pad_crop(x, self.pad, top, left)
-        if _chance(g, self.jitter_prob):
+        if a.pad > 0:
+            top, left = (int(v) for v in torch.randint(0, 2 * a.pad + 1, (2,), generator=g))
+            x = pad_crop(x, a.pad, top, left)
+        if _chance(g, a.jitter_prob):
             x = self._jitter(x, g)
         x = normalize(x)
-        if _chance(g, self.erase_prob):
+        if _chance(g, a.erase_prob):
             box = self._erase_box(h, w, g)
             if box is not None:
                 x = erase(x, *box)
         return x
 
     def _degrade(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        a = self.aug
         _, _, h, w = x.shape
-        low, high = self.degrade_heights
-        target = int(torch.randint(low, high + 1, (), generator=g))
+        target = int(torch.randint(a.degrade_min_height, a.degrade_max_height + 1, (), generator=g))
         if target >= h:
             return x
-        sigma = _uniform(g, 0.0, self.degrade_max_blur)
-        quality = _uniform(g, self.degrade_min_quality, 95.0)
+        sigma = _uniform(g, 0.0, a.degrade_max_blur)
+        quality = _uniform(g, a.degrade_min_quality, 95.0)
         sh, sw = small_size(h, w, target)
-        noise = torch.randn((x.shape[0], 3, sh, sw), generator=g) * _uniform(g, 0.0, self.degrade_noise)
+        noise = torch.randn((x.shape[0], 3, sh, sw), generator=g) * _uniform(g, 0.0, a.degrade_noise)
         return degrade(x, target, sigma, quality, noise)
 
     def _jitter(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        ops = []
-        if self.brightness > 0:
-            ops.append((adjust_brightness, _uniform(g, 1 - self.brightness, 1 + self.brightness)))
-        if self.contrast > 0:
-            ops.append((adjust_contrast, _uniform(g, 1 - self.contrast, 1 + self.contrast)))
-        if self.saturation > 0:
-            ops.append((adjust_saturation, _uniform(g, 1 - self.saturation, 1 + self.saturation)))
-        if self.hue > 0:
-            ops.append((adjust_hue, _uniform(g, -self.hue, self.hue)))
+        a, ops = self.aug, []
+        if a.brightness > 0:
+            ops.append((adjust_brightness, _uniform(g, 1 - a.brightness, 1 + a.brightness)))
+        if a.contrast > 0:
+            ops.append((adjust_contrast, _uniform(g, 1 - a.contrast, 1 + a.contrast)))
+        if a.saturation > 0:
+            ops.append((adjust_saturation, _uniform(g, 1 - a.saturation, 1 + a.saturation)))
+        if a.hue > 0:
+            ops.append((adjust_hue, _uniform(g, -a.hue, a.hue)))
         for i in torch.randperm(len(ops), generator=g).tolist():
             op, value = ops[i]
             x = op(x, value)
@@ -184,9 +148,10 @@ class ClipAugment:
 
     def _erase_box(self, h: int, w: int, g: torch.Generator) -> tuple[int, int, int, int] | None:
         """A box of random area and aspect ratio that fits the frame (up to 100 tries, as is customary)."""
+        a = self.aug
         for _ in range(100):
-            area = _uniform(g, *self.erase_area) * h * w
-            aspect = math.exp(_uniform(g, math.log(self.erase_ratio), -math.log(self.erase_ratio)))
+            area = _uniform(g, a.erase_min_area, a.erase_max_area) * h * w
+            aspect = math.exp(_uniform(g, math.log(a.erase_ratio), -math.log(a.erase_ratio)))
             eh, ew = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
             if 0 < eh < h and 0 < ew < w:
                 top = int(torch.randint(0, h - eh + 1, (), generator=g))

@@ -43,17 +43,17 @@ def build_training_parts(cfg: Config, ctx: DistContext) -> TrainingParts:
     if "stage1" in cfg.train.stages:
         check_stage1_batch(cfg.train.stage1.batch_size, len(train_set), ctx.world_size)
 
-    size = (data.height, data.width)
+    size = tuple(cfg.model.image_size)  # the model's input contract: frames are resized to it
     fixed = data.test_sampling if data.test_sampling != "all" else "segment_begin"  # one clip per tracklet
 
     def clips(tracklets: Any, frames: int) -> ClipDataset:
         return ClipDataset(tracklets, size, frames, fixed, ClipEval(), cfg.seed, data.interpolation)
 
-    model = FarReID.from_config(cfg, num_classes=num_classes, num_keys=infer_num_keys(cfg, dataset))
+    model = FarReID(cfg.model, num_classes, infer_num_keys(cfg, dataset))
     return TrainingParts(
         model=model,
         num_classes=num_classes,
-        train_loader=build_train_loader(train_set, data, seed=cfg.seed, num_replicas=ctx.world_size, rank=ctx.rank),
+        train_loader=build_train_loader(train_set, data, size, seed=cfg.seed, num_replicas=ctx.world_size, rank=ctx.rank),
         feature_dataset=clips(train_set, data.train_frames),
         val_query=clips(val_query, data.test_frames) if val_query is not None else None,
         val_gallery=clips(val_gallery, data.test_frames) if val_gallery is not None else None,

@@ -42,8 +42,8 @@ STAGE = "pretrain"
 PRETRAIN_STREAM = 3  # seed stream of the pretraining batch order and augmentation
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp of the learned temperature
 # What a pretraining resume must share with the checkpoint (the ReID stages' keys do not shape it).
-PRETRAIN_KEYS = ("seed", "model.backbone", "model.pretrained", "model.activation", "model.pos_resize", "data.height",
-                 "data.width", "data.interpolation", "data.aug", "pretrain")
+PRETRAIN_KEYS = ("seed", "model.backbone", "model.pretrained", "model.activation", "model.pos_resize",
+                 "model.image_size", "data.interpolation", "data.aug", "pretrain")
 
 
 @dataclass
@@ -191,7 +191,7 @@ def pretrain(cfg: Config, resume: str | Path | None = None, *, export: str | Pat
     try:
         if p.batch_size % ctx.world_size:
             raise FarreidError(f"pretrain.batch_size={p.batch_size} must divide over {ctx.world_size} processes")
-        size = (cfg.data.height, cfg.data.width)
+        size = tuple(cfg.model.image_size)
         corpus = render_corpus(p.num_ids, p.images_per_id, cfg.seed, size, "train", cfg.data.interpolation)
         heldout = render_corpus(p.heldout_ids, p.heldout_images_per_id, cfg.seed, size, "heldout", cfg.data.interpolation)
         if len(corpus) < p.batch_size:
@@ -221,7 +221,7 @@ def pretrain(cfg: Config, resume: str | Path | None = None, *, export: str | Pat
             logger.info(f"pretraining {cfg.model.backbone} towers on {len(corpus)} captioned renders of {p.num_ids} "
                         f"people ({steps} steps an epoch, {precision.device} {precision.name})"
                         + (f", resuming at step {loop_state.step}" if state is not None else ""))
-        objective = ContrastiveObjective(clip, corpus.images, tokens, ClipAugment.from_config(cfg.data.aug),
+        objective = ContrastiveObjective(clip, corpus.images, tokens, ClipAugment(cfg.data.aug),
                                          [a["platform"] for a in corpus.attributes], precision=precision, ctx=ctx)
         loop = StageLoop(stage=STAGE, stepper=stepper, epochs=p.epochs, steps_per_epoch=steps, ctx=ctx,
                          logger=logger, log_every=cfg.train.log_every)

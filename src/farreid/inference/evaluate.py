@@ -68,10 +68,10 @@ def embed_protocols(
 ) -> tuple[list[ProtocolData], torch.device]:
     """Embed the query and gallery of every test protocol of `cfg`'s dataset (and keep them in `features_dir`)."""
     trained = checkpoint.cfg if isinstance(checkpoint, ReIDModel) else checkpoint_config(checkpoint)
-    if (cfg.data.height, cfg.data.width) != (trained.data.height, trained.data.width):
+    if list(cfg.model.image_size) != list(trained.model.image_size):
+        (h, w), (ch, cw) = trained.model.image_size, cfg.model.image_size
         raise FarreidError(
-            f"the model takes {trained.data.height}x{trained.data.width} frames but data.height/width ask for "
-            f"{cfg.data.height}x{cfg.data.width}; leave them at the checkpoint's values"
+            f"the model takes {h}x{w} frames but model.image_size asks for {ch}x{cw}; leave it at the checkpoint's value"
         )
     if isinstance(checkpoint, ReIDModel):
         model = checkpoint

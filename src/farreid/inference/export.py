@@ -89,15 +89,15 @@ def _quiet_exporter():
 def export_metadata(model: ReIDModel, flip: bool) -> dict[str, str]:
     """Everything a deployment needs to feed the graph, stored in the ONNX file's metadata_props."""
     net = model.model
-    keys = net.prompts.num_keys if net.prompts is not None else 0
-    bins = net.altitude_bins if net.prompt_key == "altitude" else net.distance_bins if net.prompt_key == "distance" else ()
+    keys, pbp = (net.prompts.num_keys if net.prompts is not None else 0), net.cfg.pbp
+    bins = pbp.altitude_bins if pbp.key == "altitude" else pbp.distance_bins if pbp.key == "distance" else ()
     return {
         **model.describe(),
         "farreid_version": farreid.__version__,
         "flip": str(flip).lower(),
         "mean": ",".join(map(str, IMAGENET_MEAN)),
         "std": ",".join(map(str, IMAGENET_STD)),
-        "prompt_key": net.prompt_key if net.prompts is not None else "none",
+        "prompt_key": pbp.key if net.prompts is not None else "none",
         "num_keys": str(keys),
         "key_bins": ",".join(map(str, bins)),
         "inputs": "clip float32 (B,T,3,H,W) normalised; keys int64 (B,); mask bool (B,T) True = real frame",

@@ -176,9 +176,9 @@ def load_trained_model(path: str | Path) -> LoadedCheckpoint:
     cfg = _stored_config(path, state)
     info = state.get("model_info") or {}
     spec = _clip_spec(info, weights, cfg)
-    clip = CLIP(spec, image_size=(cfg.data.height, cfg.data.width), stride=cfg.model.stride or None,
+    clip = CLIP(spec, image_size=tuple(cfg.model.image_size), stride=cfg.model.stride or None,
                 pos_resize=cfg.model.pos_resize)
-    model = FarReID.from_config(cfg, num_classes=int(state["num_classes"]), num_keys=_num_keys(info, weights), clip=clip)
+    model = FarReID(cfg.model, int(state["num_classes"]), _num_keys(info, weights), clip=clip)
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:

@@ -67,11 +67,11 @@ class ReIDModel:
     ):
         if cfg is None:
             cfg = Config()
-            cfg.data.height, cfg.data.width = model.clip.visual.image_size
+            cfg.model.image_size = list(model.clip.visual.image_size)
         self.cfg = cfg
         self.precision = _precision(device, precision)
         self.model = model.eval().requires_grad_(False).to(self.precision.device)
-        self.size = (cfg.data.height, cfg.data.width)
+        self.size = tuple(model.clip.visual.image_size)  # the model's input contract
         self.interpolation = cfg.data.interpolation
         self.flip = cfg.eval.flip if flip is None else bool(flip)
         self.dense = cfg.eval.dense if dense is None else bool(dense)
@@ -150,7 +150,7 @@ class ReIDModel:
     def check_prompt_keys(self, tracklets: Sequence[Tracklet | MemoryTracklet]) -> None:
         """Camera-keyed prompts exist only for the camera ids seen in training: say so before any work."""
         prompts = self.model.prompts
-        if prompts is None or self.model.prompt_key != "camera":
+        if prompts is None or self.model.cfg.pbp.key != "camera":
             return
         bad = sorted({t.camid for t in tracklets if not 0 <= t.camid < prompts.num_keys})
         if bad:

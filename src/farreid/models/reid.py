@@ -8,12 +8,13 @@ consecutive), with every block's adapter bound to that layout and the clip's pro
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from farreid.config.schema import ModelConfig
 from farreid.errors import FarreidError
 from farreid.models.adapters import VSLAdapter
 from farreid.models.clip.factory import create_clip
@@ -23,8 +24,6 @@ from farreid.models.pooling import TemporalPooling
 from farreid.models.prompts import PlatformPrompts, keys_from_batch, num_prompt_keys, tracing
 from farreid.models.text_prompt import TextPromptLearner
 
-if TYPE_CHECKING:
-    from farreid.config.schema import Config
 
 STAGES = ("stage1", "stage2")
 
@@ -46,110 +45,54 @@ class FrameFeatures:
 
 
 class FarReID(nn.Module):
-    """Build with plain keyword arguments, or `FarReID.from_config(cfg, num_classes, num_keys)`.
+    """Built from the `model` section of the config: `FarReID(cfg.model, num_classes, num_keys)`, or in Python
+    `FarReID(ModelConfig(backbone="test", image_size=[64, 32]), num_classes=4)`.
 
-    `num_keys` is the number of camera ids (used when `prompt_key="camera"`; other keys size themselves).
-    `finetune_last_n` blocks of the image tower train at `finetune_lr_mult` x the base rate; equal to the depth
-    it trains the whole image tower (patch embedding, positions, ln_post and proj too: training from scratch).
-    `clip` passes ready CLIP towers (then the backbone/pretrained/image-size arguments are not used).
+    `num_keys` is the number of camera ids (used when `pbp.key="camera"` and `pbp.num_keys` is 0; other keys size
+    themselves). `finetune_last_n` blocks of the image tower train at `finetune_lr_mult` x the base rate; equal to
+    the depth it trains the whole image tower (patch embedding, positions, ln_post and proj too: training from
+    scratch). `clip` passes ready CLIP towers (e.g. rebuilt from a trained checkpoint, whose weights replace
+    `pretrained`'s); then the backbone, weights and input-size settings are not read.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        num_keys: int = 0,
-        *,
-        backbone: str = "ViT-B/16",
-        pretrained: str = "",
-        image_size: tuple[int, int] = (256, 128),
-        stride: int = 0,
-        pos_resize: str = "bicubic",
-        activation: str = "auto",
-        allow_torchscript: bool = False,
-        adapters: bool = True,
-        adapter_bottleneck: int = 256,
-        adapter_zero_init: bool = False,
-        prompts: bool = True,
-        prompt_length: int = 4,
-        prompt_depth: int = -1,
-        prompt_key: str = "camera",
-        altitude_bins: Sequence[float] = (20.0, 40.0, 80.0),
-        distance_bins: Sequence[float] = (20.0, 40.0, 80.0),
-        n_ctx: int = 8,
-        n_id_tokens: int = 4,
-        finetune_last_n: int = 2,
-        finetune_lr_mult: float = 0.1,
-        pooling: str = "attention",
-        grad_checkpointing: bool = False,
-        clip: CLIP | None = None,
-    ):
+    def __init__(self, cfg: ModelConfig, num_classes: int, num_keys: int = 0, clip: CLIP | None = None):
         super().__init__()
         if num_classes <= 0:
             raise FarreidError(f"num_classes must be > 0, got {num_classes}")
+        self.cfg = cfg
         self.clip = clip or create_clip(
-            backbone, pretrained, image_size, stride or None, pos_resize, activation, allow_torchscript
+            cfg.backbone, cfg.pretrained, tuple(cfg.image_size), cfg.stride or None, cfg.pos_resize, cfg.activation,
+            cfg.allow_torchscript,
         )
         if self.clip.text is None:
-            raise FarreidError(f"backbone {backbone or pretrained} has no text tower; the identity text prompts need one")
+            raise FarreidError(f"backbone {cfg.backbone or cfg.pretrained} has no text tower; the identity text prompts need one")
         visual = self.clip.visual
         depth, width, proj_dim = visual.layers, visual.width, visual.output_dim
-        if not 0 <= finetune_last_n <= depth:
-            raise FarreidError(f"model.finetune_last_n={finetune_last_n} must lie in [0, {depth}] (the tower's depth)")
-        self.finetune_last_n = finetune_last_n
-        self.finetune_lr_mult = finetune_lr_mult
-        self.prompt_key, self.altitude_bins, self.distance_bins = prompt_key, tuple(altitude_bins), tuple(distance_bins)
-        visual.set_grad_checkpointing(grad_checkpointing)
+        if not 0 <= cfg.finetune_last_n <= depth:
+            raise FarreidError(f"model.finetune_last_n={cfg.finetune_last_n} must lie in [0, {depth}] (the tower's depth)")
+        visual.set_grad_checkpointing(cfg.grad_checkpointing)
 
+        adapter, pbp = cfg.adapter, cfg.pbp
         self.adapters = (
-            nn.ModuleList(VSLAdapter(width, adapter_bottleneck, adapter_zero_init) for _ in range(depth)) if adapters else None
+            nn.ModuleList(VSLAdapter(width, adapter.bottleneck, adapter.zero_init) for _ in range(depth))
+            if adapter.enabled else None
         )
         self.prompts = None
-        if prompts:
-            prompt_depth = round(0.75 * depth) if prompt_depth == -1 else prompt_depth
+        if pbp.enabled:
+            prompt_depth = round(0.75 * depth) if pbp.depth == -1 else pbp.depth
             if not 1 <= prompt_depth <= depth:
-                raise FarreidError(f"model.pbp.depth={prompt_depth} must lie in [1, {depth}] (or -1 = 3/4 of the blocks)")
-            keys = num_prompt_keys(prompt_key, num_keys, self.altitude_bins, self.distance_bins)
-            self.prompts = PlatformPrompts(prompt_depth, prompt_length, keys, width)
-        self.pool = TemporalPooling(width, pooling)  # shared by the penultimate and the final CLS
-        self.pool_proj = TemporalPooling(proj_dim, pooling)
+                raise FarreidError(f"model.pbp.depth={pbp.depth} must lie in [1, {depth}] (or -1 = 3/4 of the blocks)")
+            cameras = pbp.num_keys if pbp.num_keys > 0 else num_keys
+            keys = num_prompt_keys(pbp.key, cameras, pbp.altitude_bins, pbp.distance_bins)
+            self.prompts = PlatformPrompts(prompt_depth, pbp.length, keys, width)
+        self.pool = TemporalPooling(width, cfg.pooling)  # shared by the penultimate and the final CLS
+        self.pool_proj = TemporalPooling(proj_dim, cfg.pooling)
         self.head = BNNeckClassifier(width, num_classes)
         self.head_proj = BNNeckClassifier(proj_dim, num_classes)
         text = self.clip.text
-        self.prompt_learner = TextPromptLearner(num_classes, text.width, n_ctx, n_id_tokens, text.context_length)
+        self.prompt_learner = TextPromptLearner(num_classes, text.width, cfg.text.n_ctx, cfg.text.n_id_tokens,
+                                                text.context_length)
         self.set_stage("stage2")
-
-    @classmethod
-    def from_config(cls, cfg: "Config", num_classes: int, num_keys: int = 0, clip: CLIP | None = None) -> "FarReID":
-        """`clip` passes ready towers (e.g. rebuilt from a trained checkpoint, whose weights replace
-        `model.pretrained`'s)."""
-        m = cfg.model
-        return cls(
-            num_classes,
-            m.pbp.num_keys if m.pbp.num_keys > 0 else num_keys,
-            backbone=m.backbone,
-            pretrained=m.pretrained,
-            image_size=(cfg.data.height, cfg.data.width),
-            stride=m.stride,
-            pos_resize=m.pos_resize,
-            activation=m.activation,
-            allow_torchscript=m.allow_torchscript,
-            adapters=m.adapter.enabled,
-            adapter_bottleneck=m.adapter.bottleneck,
-            adapter_zero_init=m.adapter.zero_init,
-            prompts=m.pbp.enabled,
-            prompt_length=m.pbp.length,
-            prompt_depth=m.pbp.depth,
-            prompt_key=m.pbp.key,
-            altitude_bins=m.pbp.altitude_bins,
-            distance_bins=m.pbp.distance_bins,
-            n_ctx=m.text.n_ctx,
-            n_id_tokens=m.text.n_id_tokens,
-            finetune_last_n=m.finetune_last_n,
-            finetune_lr_mult=m.finetune_lr_mult,
-            pooling=m.pooling,
-            grad_checkpointing=m.grad_checkpointing,
-            clip=clip,
-        )
 
     def checkpoint_info(self) -> dict:
         """What a checkpoint needs besides the config and the weights to rebuild this model without reading
@@ -159,9 +102,9 @@ class FarReID(nn.Module):
     # ----------------------------------------------------------------- what trains
     def _tail_parameters(self) -> list[tuple[str, nn.Parameter]]:
         visual = self.clip.visual
-        if self.finetune_last_n == visual.layers:
+        if self.cfg.finetune_last_n == visual.layers:
             return [(f"clip.visual.{n}", p) for n, p in visual.named_parameters()]
-        first = visual.layers - self.finetune_last_n
+        first = visual.layers - self.cfg.finetune_last_n
         return [
             (f"clip.visual.transformer.resblocks.{i}.{n}", p)
             for i in range(first, visual.layers)
@@ -200,7 +143,7 @@ class FarReID(nn.Module):
             specs = [("prompt_learner", 1.0)]
         else:
             named = [self._new_parameters(), self._tail_parameters()]
-            specs = [("new", 1.0), ("backbone_tail", self.finetune_lr_mult)]
+            specs = [("new", 1.0), ("backbone_tail", self.cfg.finetune_lr_mult)]
         return [
             {"name": name, "params": [p for _, p in group], "param_names": [n for n, _ in group], "lr_mult": mult}
             for (name, mult), group in zip(specs, named)
@@ -219,16 +162,17 @@ class FarReID(nn.Module):
         embedding when adapters/prompts start at block 0 (the graph must flow through every frozen block
         to reach them); else the embedding and every block before the tail."""
         visual = self.clip.visual
-        if self.finetune_last_n == visual.layers:
+        if self.cfg.finetune_last_n == visual.layers:
             return -1
         if self.adapters is not None or self.prompts is not None:
             return 0
-        return visual.layers - self.finetune_last_n
+        return visual.layers - self.cfg.finetune_last_n
 
     # ----------------------------------------------------------------- forward passes
     def prompt_keys(self, batch: Mapping[str, Tensor]) -> Tensor:
-        """(B,) prompt keys of a clip batch per `prompt_key` (camera id, platform, altitude/distance bin)."""
-        return keys_from_batch(batch, self.prompt_key, self.altitude_bins, self.distance_bins)
+        """(B,) prompt keys of a clip batch per `pbp.key` (camera id, platform, altitude/distance bin)."""
+        pbp = self.cfg.pbp
+        return keys_from_batch(batch, pbp.key, pbp.altitude_bins, pbp.distance_bins)
 
     def frame_features(self, clip: Tensor, keys: Tensor | None = None, mask: Tensor | None = None) -> FrameFeatures:
         """Per-frame CLS features with adapters and prompts. clip (B, T, 3, H, W); mask (B, T) True = real."""
