@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from engine_toys import ToyOutput
+from farreid.config.schema import LossConfig
 from farreid.engine.losses import (
-    ReIDLoss,
+    ReIDCriterion,
     batch_hard_triplet,
     image_to_text_ce,
     label_smoothed_ce,
@@ -105,7 +106,7 @@ def _output(b=8, classes=4, requires_grad=True):
 def test_reid_loss_combines_weighted_terms():
     out, pids = _output(), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     text = torch.randn(4, 3)
-    loss = ReIDLoss(id_weight=0.25, triplet_weight=1.0, i2t_weight=0.5, supcon_i2t_weight=1.0, supcon_t2i_weight=2.0)
+    loss = ReIDCriterion(LossConfig(id_weight=0.25, triplet_weight=1.0, i2t_weight=0.5, supcon_i2t_weight=1.0, supcon_t2i_weight=2.0))
     terms = loss(out, pids, text)
     assert set(terms) == {"id", "triplet", "i2t", "supcon_i2t", "supcon_t2i", "loss"}
     expected_id = 0.25 * sum(label_smoothed_ce(z, pids, 0.1) for z in out.logits)
@@ -116,7 +117,7 @@ def test_reid_loss_combines_weighted_terms():
 
 def test_reid_loss_zero_weights_keep_every_output_in_the_graph():
     out, pids = _output(), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
-    terms = ReIDLoss(id_weight=0.0, i2t_weight=0.0, supcon_i2t_weight=0.0, supcon_t2i_weight=0.0)(out, pids)
+    terms = ReIDCriterion(LossConfig(id_weight=0.0, i2t_weight=0.0, supcon_i2t_weight=0.0, supcon_t2i_weight=0.0))(out, pids)
     assert "i2t" not in terms and float(terms["id"].detach()) == 0.0
     terms["loss"].backward()
     assert all(z.grad is not None for z in out.logits)
@@ -124,7 +125,7 @@ def test_reid_loss_zero_weights_keep_every_output_in_the_graph():
 
 def test_reid_loss_text_terms_need_text_features():
     with pytest.raises(ValueError, match="stage 1"):
-        ReIDLoss()(_output(), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), None)
+        ReIDCriterion(LossConfig())(_output(), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), None)
 
 
 def test_prompt_loss_is_symmetric_supcon():
