@@ -146,6 +146,14 @@ def test_the_default_criterion_has_no_centre_term_and_no_learned_state():
     assert criterion.state_dict() == {} and not list(criterion.parameters()) and criterion.param_groups(0.1) == []
 
 
+def test_a_zero_weight_term_is_not_built_unless_it_keeps_the_graph():
+    criterion = ReIDCriterion(LossConfig(id_weight=0.0, triplet_weight=0.0, supcon_t2i_weight=0.0))
+    assert list(criterion.terms) == ["id", "triplet", "i2t", "supcon_i2t"]
+    terms = criterion(_output(), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), torch.randn(4, 3))
+    assert list(terms) == ["id", "triplet", "i2t", "supcon_i2t", "loss"] and float(terms["triplet"].detach()) == 0.0
+    assert not ReIDCriterion(LossConfig(i2t_weight=0.0, supcon_i2t_weight=0.0, supcon_t2i_weight=0.0)).uses_text
+
+
 def test_the_centre_term_is_weighted_and_its_centres_get_gradients():
     out, pids = _output(), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     config = LossConfig(i2t_weight=0.0, supcon_i2t_weight=0.0, supcon_t2i_weight=0.0, centre_weight=0.05, centre_lr_mult=3.0)

@@ -108,7 +108,8 @@ class IdentityLoss(LossTerm):
         self.label_smoothing = config.label_smoothing
 
     def forward(self, out: ReIDOutputLike, pids: Tensor, text_table: Tensor | None) -> Tensor:
-        return sum(label_smoothed_ce(z.float(), pids, self.label_smoothing) for z in out.logits)  # type: ignore[return-value]
+        per_head = (label_smoothed_ce(z.float(), pids, self.label_smoothing) for z in out.logits)
+        return sum(per_head)  # type: ignore[return-value]
 
 
 class TripletLoss(LossTerm):
@@ -121,7 +122,8 @@ class TripletLoss(LossTerm):
         self.margin, self.metric = config.triplet_margin, config.triplet_metric
 
     def forward(self, out: ReIDOutputLike, pids: Tensor, text_table: Tensor | None) -> Tensor:
-        return sum(batch_hard_triplet(f.float(), pids, self.margin, self.metric) for f in out.triplet_features)  # type: ignore[return-value]
+        per_feature = (batch_hard_triplet(f.float(), pids, self.margin, self.metric) for f in out.triplet_features)
+        return sum(per_feature)  # type: ignore[return-value]
 
 
 class ImageToTextLoss(LossTerm):
@@ -160,11 +162,12 @@ class CentreLoss(LossTerm):
     the BNNeck), one learned table of identity centres for each, summed like the triplet term.
 
     Before the BNNeck because, as in the ReID "bag of tricks" (Luo et al. 2019), the metric losses (triplet,
-    centre) act on the feature before batch norm and the classifier after it: a pull towards centres on the
-    normalised feature would fight the classifier's angular geometry. The centres start at the origin: building
-    them draws no random number, so switching the term on shifts no other random draw, and every process starts
-    with the same centres. They are not weight-decayed (they are class statistics, not weights that overfit) and
-    train at the stage-2 rate x `centre_lr_mult` (Adam: the step size does not depend on `centre_weight`).
+    centre) act on the feature before batch norm and the classifier after it: the classifier separates identities
+    by angle on the normalised feature, and a Euclidean pull towards centres there would work against it. The
+    centres start at the origin: building them draws no random number, so switching the term on shifts no other
+    random draw, and every process starts with the same centres. They are not weight-decayed (they are class
+    statistics, not weights that overfit) and train at the stage-2 rate x `centre_lr_mult` (with Adam the step
+    size does not depend on `centre_weight`).
     """
 
     name, weight_key = "centre", "centre_weight"
@@ -206,9 +209,8 @@ class ReIDCriterion(nn.Module):
 
     def __init__(self, config: LossConfig, *, num_classes: int = 0, feature_dims: Sequence[int] = ()):
         super().__init__()
-        self.terms = nn.ModuleDict(
-            {term.name: term(config, num_classes=num_classes, feature_dims=tuple(feature_dims)) for term in built_terms(config)}
-        )
+        shapes = {"num_classes": num_classes, "feature_dims": tuple(feature_dims)}
+        self.terms = nn.ModuleDict({term.name: term(config, **shapes) for term in built_terms(config)})
 
     @property
     def uses_text(self) -> bool:
@@ -220,7 +222,8 @@ class ReIDCriterion(nn.Module):
         for term in self.terms.values():
             params = list(term.parameters())
             if params:
-                groups.append({"name": f"loss.{term.name}", "params": params, "lr": lr * term.lr_mult, "weight_decay": 0.0})
+                groups.append({"name": f"loss.{term.name}", "params": params, "lr": lr * term.lr_mult,
+                               "weight_decay": 0.0})
         return groups
 
     def forward(self, out: ReIDOutputLike, pids: Tensor, text_table: Tensor | None = None) -> dict[str, Tensor]:

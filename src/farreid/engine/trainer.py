@@ -218,9 +218,9 @@ class Trainer:
         )
 
         def snapshot(st: LoopState) -> dict[str, Any]:
-            loss_state = criterion.state_dict()  # empty unless a term learns (checkpoints then keep their keys)
-            return self._snapshot(st, stepper, model=model.state_dict(), **({"criterion": loss_state} if loss_state else {}),
-                                  text_table=text, loader=loader.state_dict())
+            learned_state = criterion.state_dict()  # empty unless a term learns: checkpoints then keep their keys
+            extra = {"criterion": learned_state} if learned_state else {}
+            return self._snapshot(st, stepper, model=model.state_dict(), **extra, text_table=text, loader=loader.state_dict())
 
         def epoch_batches(epoch: int, consumed: int) -> ResumableLoader:
             loader.set_epoch(epoch)  # keeps the position of a resumed epoch, so `consumed` batches are not repeated
