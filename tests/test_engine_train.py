@@ -218,6 +218,7 @@ def test_batch_needing_more_identities_than_available_is_refused(tmp_path):
         ("train.stage2.warmup_epochs=60", "must be smaller than train.stage2.epochs"),
         ("train.stage1.warmup_factor=0", "must be in \\(0, 1\\]"),
         ("train.stage2.loss.triplet_weight=-1", "must be >= 0"),
+        ("train.stage2.loss.centre_weight=-1", "must be >= 0"),
         ("train.stage2.min_lr=1", "must not exceed train.stage2.lr"),
         ("train.stages=[stage1,stage1]", "must not repeat"),
     ],
@@ -225,6 +226,14 @@ def test_batch_needing_more_identities_than_available_is_refused(tmp_path):
 def test_out_of_range_settings_are_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message):
         check_train_config(load_config("demo_tiny", [override]))
+
+
+def test_every_loss_weight_counts_for_the_one_positive_weight_rule():
+    off = [f"train.stage2.loss.{w}=0" for w in ("id_weight", "triplet_weight", "i2t_weight", "supcon_i2t_weight",
+                                                 "supcon_t2i_weight")]
+    with pytest.raises(ConfigError, match="at least one loss term needs a positive weight"):
+        check_train_config(load_config("demo_tiny", off))
+    check_train_config(load_config("demo_tiny", [*off, "train.stage2.loss.centre_weight=0.001"]))
 
 
 @pytest.mark.parametrize("recipe", ["demo_tiny", "detreidx_vitb16", "detreidx_vitl14"])
