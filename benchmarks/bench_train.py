@@ -44,7 +44,7 @@ def run_case(name: str, steps: int, threads: int) -> dict:
     from farreid.config import load_config
     from farreid.engine.distributed import DistContext
     from farreid.engine.loop import Stepper
-    from farreid.engine.losses import ReIDLoss
+    from farreid.engine.losses import ReIDCriterion
     from farreid.engine.optim import WarmupCosine, adam, trainable_parameters
     from farreid.engine.stage2 import ReIDObjective, stage2_param_groups
     from farreid.models import FarReID
@@ -66,7 +66,8 @@ def run_case(name: str, steps: int, threads: int) -> dict:
     stepper = Stepper(optimizer, WarmupCosine(optimizer, total_steps=1000), precision.grad_scaler(), trainable_parameters(groups))
     with torch.no_grad():
         text = torch.randn(num_classes, model.text_features(torch.tensor([0])).shape[-1])
-    objective = ReIDObjective(model, ReIDLoss(**vars(s2.loss)), precision=precision, ctx=DistContext(), text=text)
+    objective = ReIDObjective(model, ReIDCriterion(s2.loss, num_classes=num_classes, feature_dims=model.triplet_feature_dims),
+                              precision=precision, ctx=DistContext(), text=text)
     k = cfg.data.tracklets_per_id if batch % cfg.data.tracklets_per_id == 0 else 2
     batch_dict = {
         "clip": torch.randn(batch, frames, 3, *cfg.model.image_size),

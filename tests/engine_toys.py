@@ -65,6 +65,7 @@ class ToyReID(nn.Module):
         self.classifier = nn.Linear(width, num_classes, bias=False)
         self.classifier_proj = nn.Linear(proj, num_classes, bias=False)
         self.prompt_learner = ToyPromptLearner(num_classes, proj)
+        self.triplet_feature_dims = (width, width, proj)
         self.text_tower = nn.Sequential(nn.Linear(proj, proj), nn.Tanh(), nn.Linear(proj, proj))
         for p in [*self.backbone.parameters(), *self.proj.parameters(), *self.text_tower.parameters()]:
             p.requires_grad_(False)

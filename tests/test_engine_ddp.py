@@ -20,18 +20,21 @@ from farreid.engine import load_checkpoint, train
 from farreid.utils.log import read_metrics
 
 OVERRIDES = ("data.val_ids=4", "train.stage2.accum_steps=2", "train.stage2.grad_clip=1.0", "train.eval_every=1")
+# the centre loss learns state outside the DDP-wrapped model (its gradients are averaged by hand)
+CENTRE = ("train.stage2.loss.centre_weight=0.5", "train.stage2.loss.centre_lr_mult=5")
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_two_processes_train_like_one_with_the_whole_batch(tmp_path):
+@pytest.mark.parametrize("losses", [(), CENTRE], ids=["default-losses", "centre-loss"])
+def test_two_processes_train_like_one_with_the_whole_batch(tmp_path, losses):
     src = str(Path(farreid_init).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, str(Path(engine_toys.__file__).parent)]), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",  # standalone: a free port
-           engine_toys.__file__, str(tmp_path / "ddp"), *OVERRIDES]
+           engine_toys.__file__, str(tmp_path / "ddp"), *OVERRIDES, *losses]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
 
-    cfg = toy_config(tmp_path / "single", *OVERRIDES)
+    cfg = toy_config(tmp_path / "single", *OVERRIDES, *losses)
     single = train(cfg, parts=toy_parts(cfg, val_ids=cfg.data.val_ids, bnneck=False), console=False)
 
     run = tmp_path / "ddp" / "toy"
@@ -40,6 +43,9 @@ def test_two_processes_train_like_one_with_the_whole_batch(tmp_path):
     assert ddp_final["world_size"] == 2 and len(ddp_final["rng"]) == 2
     for key, value in one_final["model"].items():
         torch.testing.assert_close(ddp_final["model"][key], value, rtol=1e-4, atol=1e-6, msg=key)
+    assert ("criterion" in one_final) == bool(losses) and ddp_final.get("criterion", {}).keys() == one_final.get("criterion", {}).keys()
+    for key, value in one_final.get("criterion", {}).items():
+        torch.testing.assert_close(ddp_final["criterion"][key], value, rtol=1e-4, atol=1e-6, msg=key)
     ddp_val = [m for m in read_metrics(run / "log.jsonl") if m["event"] == "validation"]
     assert [round(m["mAP"], 4) for m in ddp_val] == [round(v["mAP"], 4) for v in single.validation]
     # rank 0 alone writes: one JSONL log whose step records come from one process

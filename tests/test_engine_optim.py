@@ -5,6 +5,8 @@ import torch
 from torch import nn
 
 from engine_toys import ToyReID
+from farreid.config.schema import LossConfig
+from farreid.engine.losses import ReIDCriterion
 from farreid.engine.loop import Stepper
 from farreid.engine.optim import WarmupCosine, build_param_groups, trainable_parameters
 from farreid.engine.stage2 import stage2_param_groups
@@ -29,6 +31,19 @@ def test_stage2_groups_split_biases_and_scale_the_backbone_tail():
     assert id(model.neck.bias) not in in_groups and id(model.neck.weight) in in_groups
     assert not model.prompt_learner.ctx.requires_grad and not model.backbone.weight.requires_grad
     assert all(p.requires_grad for p in trainable_parameters(groups.values()))
+
+
+def test_the_criterion_joins_the_stage2_groups_with_its_learned_state():
+    model = ToyReID(num_classes=5)
+    kw = dict(lr=1e-3, weight_decay=5e-4, bias_lr_factor=2.0, weight_decay_bias=1e-4, backbone_lr_mult=0.1)
+    plain = stage2_param_groups(model, **kw, criterion=ReIDCriterion(LossConfig()))
+    assert [g["name"] for g in plain] == [g["name"] for g in stage2_param_groups(model, **kw)]
+    criterion = ReIDCriterion(LossConfig(centre_weight=1e-3, centre_lr_mult=10.0), num_classes=5,
+                              feature_dims=model.triplet_feature_dims)
+    groups = _groups_by_name(stage2_param_groups(model, **kw, criterion=criterion))
+    assert set(groups) == {"new", "new.bias", "backbone_tail", "backbone_tail.bias", "loss.centre"}
+    assert groups["loss.centre"]["params"] == list(criterion.parameters())
+    assert math.isclose(groups["loss.centre"]["lr"], 1e-2) and groups["loss.centre"]["weight_decay"] == 0.0
 
 
 def test_param_groups_accept_named_pairs_and_reject_duplicates():

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -131,6 +132,40 @@ def test_stage2_from_a_stage1_result_matches_the_two_stage_run(tmp_path, uninter
     assert train(mean_pooling, parts=toy_parts(mean_pooling), console=False).completed
 
 
+def test_a_checkpoint_of_the_default_losses_holds_no_loss_state(uninterrupted):
+    """No term learns by default: the checkpoints keep their keys, the optimiser its groups."""
+    assert "criterion" not in uninterrupted and not any("centre" in key for key in uninterrupted["model"])
+    groups = [g["name"] for g in uninterrupted["optimizer"]["param_groups"]]
+    assert groups == ["new", "new.bias", "backbone_tail", "backbone_tail.bias"]
+
+
+CENTRE_OVERRIDES = (*RESUME_OVERRIDES, "train.stages=[stage2]", "train.stage2.loss.i2t_weight=0",
+                    "train.stage2.loss.supcon_i2t_weight=0", "train.stage2.loss.supcon_t2i_weight=0",
+                    "train.stage2.loss.centre_weight=0.5", "train.stage2.loss.centre_lr_mult=5")
+
+
+def test_stage2_with_the_centre_loss_trains_the_centres_and_resumes_exactly(tmp_path):
+    cfg = toy_config(tmp_path / "whole", *CENTRE_OVERRIDES)
+    whole = train(cfg, parts=toy_parts(cfg, dropout=0.2), console=False)
+    reference = load_checkpoint(whole.last_checkpoint)
+    centres = reference["criterion"]
+    assert sorted(centres) == [f"terms.centre.centres.{i}" for i in range(3)]
+    assert all(float(c.abs().sum()) > 0 for c in centres.values())  # they start at the origin
+    assert whole.final_metrics["centre"] > 0 and "centre" in _records(whole.run_dir, "step", "stage2")[0]
+    group = next(g for g in reference["optimizer"]["param_groups"] if g["name"] == "loss.centre")
+    assert group["weight_decay"] == 0.0 and math.isclose(group["initial_lr"], 5 * cfg.train.stage2.lr)
+
+    cfg = toy_config(tmp_path / "stopped", *CENTRE_OVERRIDES)
+    assert not train(cfg, parts=toy_parts(cfg, dropout=0.2), stop_at=("stage2", 4), console=False).completed
+    resumed = train(cfg, resume="auto", parts=toy_parts(cfg, dropout=0.2), console=False)
+    final = load_checkpoint(resumed.last_checkpoint)
+    for key, value in [*reference["model"].items(), *centres.items()]:
+        assert torch.equal({**final["model"], **final["criterion"]}[key], value), key
+    for index, moments in reference["optimizer"]["state"].items():
+        for name, value in moments.items():
+            assert torch.equal(final["optimizer"]["state"][index][name], value), (index, name)
+
+
 def test_resume_with_a_different_config_is_refused_before_training(tmp_path):
     cfg = toy_config(tmp_path, "train.stages=[stage2]", "train.stage2.loss.i2t_weight=0",
                      "train.stage2.loss.supcon_i2t_weight=0", "train.stage2.loss.supcon_t2i_weight=0")
@@ -183,6 +218,7 @@ def test_batch_needing_more_identities_than_available_is_refused(tmp_path):
         ("train.stage2.warmup_epochs=60", "must be smaller than train.stage2.epochs"),
         ("train.stage1.warmup_factor=0", "must be in \\(0, 1\\]"),
         ("train.stage2.loss.triplet_weight=-1", "must be >= 0"),
+        ("train.stage2.loss.centre_weight=-1", "must be >= 0"),
         ("train.stage2.min_lr=1", "must not exceed train.stage2.lr"),
         ("train.stages=[stage1,stage1]", "must not repeat"),
     ],
@@ -190,6 +226,14 @@ def test_batch_needing_more_identities_than_available_is_refused(tmp_path):
 def test_out_of_range_settings_are_clear_errors(override, message):
     with pytest.raises(ConfigError, match=message):
         check_train_config(load_config("demo_tiny", [override]))
+
+
+def test_every_loss_weight_counts_for_the_one_positive_weight_rule():
+    off = [f"train.stage2.loss.{w}=0" for w in ("id_weight", "triplet_weight", "i2t_weight", "supcon_i2t_weight",
+                                                 "supcon_t2i_weight")]
+    with pytest.raises(ConfigError, match="at least one loss term needs a positive weight"):
+        check_train_config(load_config("demo_tiny", off))
+    check_train_config(load_config("demo_tiny", [*off, "train.stage2.loss.centre_weight=0.001"]))
 
 
 @pytest.mark.parametrize("recipe", ["demo_tiny", "detreidx_vitb16", "detreidx_vitl14"])

@@ -40,6 +40,7 @@ def test_shapes_for_the_published_backbones(name, size, feature_dim):
         out = model(clips, keys)
         assert [tuple(x.shape) for x in out.logits] == [(2, 5), (2, 5)]
         assert [x.shape[1] for x in out.triplet_features] == [width, width, feature_dim - width]
+        assert model.triplet_feature_dims == tuple(x.shape[1] for x in out.triplet_features)  # sizes the centres
         feature = model.embed(clips, keys)
     assert feature.shape == (2, feature_dim)
     torch.testing.assert_close(feature.norm(dim=1), torch.ones(2))

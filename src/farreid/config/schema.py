@@ -7,7 +7,7 @@ Every field is read by the code; a field nothing reads is a defect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 
@@ -105,7 +105,8 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """Stage-2 loss weights; a weight of 0 switches a term off."""
+    """Stage-2 loss terms (`farreid.engine.losses.TERMS`): each term's `<term>_weight` (0 switches it off), then its
+    options."""
 
     id_weight: float = 0.25  # label-smoothed CE on each BNNeck classifier
     label_smoothing: float = 0.1  # for the identity and image->text CE
@@ -115,6 +116,8 @@ class LossConfig:
     i2t_weight: float = 1.0  # CE of projected features against every identity's text feature
     supcon_i2t_weight: float = 1.0
     supcon_t2i_weight: float = 1.0
+    centre_weight: float = 0.0  # centre loss on each pooled feature (bag of tricks: 5e-4)
+    centre_lr_mult: float = 1.0  # the identity centres train at train.stage2.lr x this
 
 
 @dataclass
@@ -359,6 +362,8 @@ RANGES: dict[str, Range] = {
     "train.stage2.loss.i2t_weight": AT_LEAST_0,
     "train.stage2.loss.supcon_i2t_weight": AT_LEAST_0,
     "train.stage2.loss.supcon_t2i_weight": AT_LEAST_0,
+    "train.stage2.loss.centre_weight": AT_LEAST_0,
+    "train.stage2.loss.centre_lr_mult": AT_LEAST_0,
     "eval.map_at": Range(1),
     "eval.show_queries": AT_LEAST_0,
     "eval.rerank.lambda_value": PROBABILITY,
@@ -420,7 +425,7 @@ def _stage_rules(stage: str) -> tuple[Rule, ...]:
     )
 
 
-_LOSS_WEIGHTS = ("id_weight", "triplet_weight", "i2t_weight", "supcon_i2t_weight", "supcon_t2i_weight")
+_LOSS_WEIGHTS = tuple(f.name for f in fields(LossConfig) if f.name.endswith("_weight"))  # one a loss term
 
 RULES: tuple[Rule, ...] = (
     Rule("data.dataset", _registered_dataset, _datasets, saved=False),

@@ -11,8 +11,9 @@ from farreid.engine.checkpoint import CheckpointError, CheckpointManager, load_c
 from farreid.engine.distributed import DistContext, init_distributed
 from farreid.engine.loop import DivergedError, LoopState, StageLoop, Stepper
 from farreid.engine.losses import (
-    ReIDLoss,
+    ReIDCriterion,
     batch_hard_triplet,
+    centre_loss,
     image_to_text_ce,
     label_smoothed_ce,
     pairwise_distance,
@@ -30,7 +31,7 @@ __all__ = [
     "DistContext",
     "DivergedError",
     "LoopState",
-    "ReIDLoss",
+    "ReIDCriterion",
     "ResumableLoader",
     "StageLoop",
     "Stepper",
@@ -41,6 +42,7 @@ __all__ = [
     "WarmupCosine",
     "batch_hard_triplet",
     "build_param_groups",
+    "centre_loss",
     "image_to_text_ce",
     "init_distributed",
     "label_smoothed_ce",

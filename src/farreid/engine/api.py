@@ -24,7 +24,7 @@ from farreid.engine.checkpoint import (
 )
 from farreid.engine.checks import check_dataset_root, check_identity_batch, check_train_config
 from farreid.engine.distributed import DistContext, barrier, init_distributed, shutdown_distributed
-from farreid.engine.losses import ReIDLoss
+from farreid.engine.losses import uses_text
 from farreid.engine.trainer import Trainer, TrainingParts, TrainResult
 from farreid.errors import FarreidError
 from farreid.utils.device import Precision, resolve_device, resolve_precision
@@ -129,7 +129,7 @@ def open_stage1_result(cfg: Config, run_path: Path) -> Mapping[str, Any] | None:
     configured = cfg.train.stage1_checkpoint
     path = Path(configured) if configured else run_path / "checkpoints" / "stage1.pt"
     if not path.is_file():
-        if not ReIDLoss(**vars(cfg.train.stage2.loss)).uses_text:
+        if not uses_text(cfg.train.stage2.loss):
             return None
         source = "config key 'train.stage1_checkpoint'" if configured else "this run's checkpoints"
         raise CheckpointError(

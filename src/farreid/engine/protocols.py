@@ -31,6 +31,7 @@ class TrainableModel(Protocol):
     """A video ReID model trainable by the two-stage recipe (an `nn.Module`)."""
 
     prompt_learner: nn.Module  # the identity text prompts learned in stage 1
+    triplet_feature_dims: tuple[int, ...]  # widths of the output's `triplet_features` (they size learned loss state)
 
     def __call__(self, clip: Tensor, keys: Tensor, mask: Tensor | None = None) -> ReIDOutputLike: ...
 

@@ -1,5 +1,6 @@
 """Stage 2: train the image side (adapters, prompts, pooling, last-N blocks, necks, classifiers) with the
-identity, triplet and image-text losses against the fixed text features learned in stage 1."""
+identity, triplet and image-text losses against the fixed text features learned in stage 1 (and the criterion's
+own learned state, such as the centre loss's identity centres)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from farreid.engine.distributed import DistContext, gather_with_grad
-from farreid.engine.losses import ReIDLoss
+from farreid.engine.losses import ReIDCriterion
 from farreid.engine.optim import build_param_groups, named_group_params
 from farreid.engine.protocols import Batch, ReIDOutputLike, module_of, move_batch
 from farreid.utils.device import Precision
@@ -82,15 +83,18 @@ def stage2_param_groups(
     bias_lr_factor: float,
     weight_decay_bias: float,
     backbone_lr_mult: float,
+    criterion: ReIDCriterion | None = None,
 ) -> list[dict[str, Any]]:
     """Optimiser groups from `model.parameter_groups()` ("new" at lr, "backbone_tail" at lr x multiplier, biases
-    at x `bias_lr_factor`). Every parameter outside the groups is frozen."""
+    at x `bias_lr_factor`), then the `criterion`'s (its learned loss state, `loss.<term>`). Every model parameter
+    outside the groups is frozen."""
     groups, mults = model_groups(model, backbone_lr_mult)
     listed = {id(p) for pairs in groups.values() for _, p in pairs}
     for p in model.parameters():
         if id(p) not in listed:
             p.requires_grad_(False)
-    return build_param_groups(model, groups, lr, weight_decay, bias_lr_factor, weight_decay_bias, mults)
+    own = build_param_groups(model, groups, lr, weight_decay, bias_lr_factor, weight_decay_bias, mults)
+    return own + (criterion.param_groups(lr) if criterion is not None else [])
 
 
 class ReIDObjective:
@@ -100,14 +104,14 @@ class ReIDObjective:
     def __init__(
         self,
         model: nn.Module,
-        loss: ReIDLoss,
+        criterion: ReIDCriterion,
         *,
         precision: Precision,
         ctx: DistContext,
         text: Tensor | None = None,
     ):
         self.model = model  # possibly wrapped in DistributedDataParallel
-        self.loss = loss
+        self.criterion = criterion
         self.precision = precision
         self.ctx = ctx
         self.text = None if text is None else text.to(precision.device)
@@ -118,4 +122,4 @@ class ReIDObjective:
         with self.precision.autocast():
             out = self.model(batch["clip"], keys, batch.get("mask"))
         pids = gather_with_grad(batch["pid"], self.ctx)
-        return self.loss(gather_output(out, self.ctx), pids, self.text), int(pids.numel())
+        return self.criterion(gather_output(out, self.ctx), pids, self.text), int(pids.numel())

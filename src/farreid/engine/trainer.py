@@ -18,7 +18,7 @@ from farreid.engine.checkpoint import STAGES, CheckpointManager, capture_rng, re
 from farreid.engine.checks import check_stage1_batch
 from farreid.engine.distributed import DistContext, all_gather_objects, average_gradients, broadcast_object, wrap_ddp
 from farreid.engine.loop import LoopState, StageLoop, Stepper
-from farreid.engine.losses import ReIDLoss
+from farreid.engine.losses import ReIDCriterion
 from farreid.engine.optim import WarmupCosine, adam, trainable_parameters
 from farreid.engine.protocols import ResumableLoader
 from farreid.engine.stage1 import PromptObjective, cache_features, feature_batches, prompt_parameters
@@ -175,17 +175,19 @@ class Trainer:
     ) -> tuple[bool, LoopState]:
         cfg, s2, parts = self.cfg, self.cfg.train.stage2, self.parts
         model = parts.model
-        loss = ReIDLoss(**vars(s2.loss))
+        criterion = ReIDCriterion(s2.loss, num_classes=parts.num_classes, feature_dims=model.triplet_feature_dims)
+        criterion.to(self.precision.device)
         if resume is not None:
             _load_model(model, resume["model"], "the resumed checkpoint")
+            _load_model(criterion, resume.get("criterion", {}), "the resumed checkpoint", what="loss criterion")
         elif stage1_result is not None:
             model.prompt_learner.load_state_dict(stage1_result["prompt_learner"])
         text = None
-        if loss.uses_text:
+        if criterion.uses_text:
             text = resume["text_table"] if resume is not None else text_table(model, parts.num_classes, self.precision)
         groups = stage2_param_groups(
             model, lr=s2.lr, weight_decay=s2.weight_decay, bias_lr_factor=s2.bias_lr_factor,
-            weight_decay_bias=s2.weight_decay_bias, backbone_lr_mult=cfg.model.finetune_lr_mult,
+            weight_decay_bias=s2.weight_decay_bias, backbone_lr_mult=cfg.model.finetune_lr_mult, criterion=criterion,
         )
         wrapped = wrap_ddp(model, self.ctx, self.precision.device, cfg.train.sync_bn)
         optimizer = adam(groups)
@@ -197,14 +199,18 @@ class Trainer:
                 "lower the accumulation or the batch size (data.ids_per_batch)"
             )
         scheduler = WarmupCosine(optimizer, s2.epochs * steps_per_epoch, s2.warmup_epochs * steps_per_epoch, s2.warmup_factor, s2.min_lr)
+        # the criterion is outside the DDP wrapper: its gradients (the same on every process, which all evaluate the
+        # loss on the gathered batch) are averaged by hand, so the processes' copies cannot drift apart
+        learned = list(criterion.parameters())
         stepper = Stepper(optimizer, scheduler, self.precision.grad_scaler(), trainable_parameters(groups),
-                          accum_steps=s2.accum_steps, grad_clip=s2.grad_clip)
+                          accum_steps=s2.accum_steps, grad_clip=s2.grad_clip,
+                          before_step=lambda: average_gradients(learned, self.ctx))
         state = LoopState("stage2")
         if resume is not None:
             stepper.load_state_dict(resume)
             loader.load_state_dict(resume["loader"])
             state = LoopState.from_dict(resume["loop"])
-        objective = ReIDObjective(wrapped, loss, precision=self.precision, ctx=self.ctx, text=text)
+        objective = ReIDObjective(wrapped, criterion, precision=self.precision, ctx=self.ctx, text=text)
         loop = StageLoop(
             stage="stage2", stepper=stepper, epochs=s2.epochs, steps_per_epoch=steps_per_epoch, ctx=self.ctx,
             logger=self.logger, log_every=cfg.train.log_every,
@@ -212,7 +218,9 @@ class Trainer:
         )
 
         def snapshot(st: LoopState) -> dict[str, Any]:
-            return self._snapshot(st, stepper, model=model.state_dict(), text_table=text, loader=loader.state_dict())
+            learned_state = criterion.state_dict()  # empty unless a term learns: checkpoints then keep their keys
+            extra = {"criterion": learned_state} if learned_state else {}
+            return self._snapshot(st, stepper, model=model.state_dict(), **extra, text_table=text, loader=loader.state_dict())
 
         def epoch_batches(epoch: int, consumed: int) -> ResumableLoader:
             loader.set_epoch(epoch)  # keeps the position of a resumed epoch, so `consumed` batches are not repeated
@@ -318,9 +326,9 @@ def _stop_step(stop_at: tuple[str, int] | None, stage: str) -> int | None:
     return stop_at[1] if stop_at is not None and stop_at[0] == stage else None
 
 
-def _load_model(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+def _load_model(model: nn.Module, state: Mapping[str, torch.Tensor], source: str, what: str = "model") -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
-        raise FarreidError(f"{source} does not fit the model built from the config: {' '.join(first[:3])}") from None
+        raise FarreidError(f"{source} does not fit the {what} built from the config: {' '.join(first[:3])}") from None

@@ -99,6 +99,12 @@ class FarReID(nn.Module):
         `model.pretrained` again: the CLIP architecture (incl. activation) and the number of prompt keys."""
         return {"clip_spec": asdict(self.clip.spec), "num_keys": self.prompts.num_keys if self.prompts is not None else 0}
 
+    @property
+    def triplet_feature_dims(self) -> tuple[int, int, int]:
+        """Widths of `ReIDOutput.triplet_features` (they size learned loss state: the centre loss's centres)."""
+        visual = self.clip.visual
+        return visual.width, visual.width, visual.output_dim
+
     # ----------------------------------------------------------------- what trains
     def _tail_parameters(self) -> list[tuple[str, nn.Parameter]]:
         visual = self.clip.visual
