@@ -1,4 +1,5 @@
-"""Small stand-ins for the data layer and the ReID model, with the interfaces of CONTRACTS.md, for the engine tests.
+"""Small stand-ins for the data layer and the ReID model, with the interfaces of `farreid.engine.protocols`,
+for the engine tests.
 
 - `ToyReID`: per-frame MLP "backbone" (frozen) + tail block ("backbone_tail") + adapter, platform prompts,
   attention pooling, BNNeck + classifiers, a prompt learner through a frozen "text tower".

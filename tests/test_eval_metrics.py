@@ -4,7 +4,7 @@ import torch
 
 from _torchreid_oracle import torchreid_oracles
 from farreid.errors import FarreidError
-from farreid.eval import RankResult, distance_chunks, evaluate_rank, pairwise_distance
+from farreid.eval import RankResult, distance_chunks, distance_matrix, evaluate_rank
 from farreid.eval.ranking import relevant_items, relevant_positions
 
 
@@ -65,7 +65,7 @@ def test_feature_stream_equals_whole_matrix():
     qp, gp = np.arange(30) % 9, np.arange(90) % 9
     qc, gc = np.zeros(30, int), np.ones(90, int)
     for metric in ("cosine", "euclidean"):
-        whole = evaluate_rank(pairwise_distance(qf, gf, metric), qp, gp, qc, gc)
+        whole = evaluate_rank(distance_matrix(qf, gf, metric), qp, gp, qc, gc)
         streamed = evaluate_rank(distance_chunks(qf, gf, metric, chunk_size=7), qp, gp, qc, gc)
         np.testing.assert_array_equal(whole.ap, streamed.ap)
 

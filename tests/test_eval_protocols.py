@@ -6,13 +6,13 @@ import pytest
 from _eval_data import challenge_protocols
 from farreid.errors import FarreidError
 from farreid.eval import ProtocolData, RankResult, RerankParams, evaluate_protocol, evaluate_protocols, evaluate_rank
-from farreid.eval import pairwise_distance
+from farreid.eval import distance_matrix
 
 
 def test_protocol_metrics_equal_direct_evaluation():
     p = challenge_protocols(seed=1)[0]
     res = evaluate_protocol(p, metric="cosine", chunk_size=5, topk=4, keep_ranking=True)
-    dist = pairwise_distance(p.query.features, p.gallery.features, "cosine")
+    dist = distance_matrix(p.query.features, p.gallery.features, "cosine")
     direct = evaluate_rank(dist, p.query.pids, p.gallery.pids, p.query.camids, p.gallery.camids)
     np.testing.assert_array_equal(res.rank.ap, direct.ap)
     order = np.argsort(dist.numpy(), axis=1, kind="stable")

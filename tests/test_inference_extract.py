@@ -18,7 +18,7 @@ from farreid.eval.features import feature_shape, iter_feature_chunks, read_featu
 from farreid.inference import ReIDModel
 from farreid.inference.extract import extract_split
 from farreid.inference.mot import tracklets_from_mot
-from farreid.inference.retrieval import search_gallery
+from farreid.inference.search import search_gallery
 
 runner = CliRunner()
 

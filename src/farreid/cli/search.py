@@ -54,7 +54,7 @@ def search(
     Exact search, streamed over the gallery's shards (never loaded whole unless re-ranking)."""
     from farreid.config import check_option
     from farreid.eval import RerankParams
-    from farreid.inference.retrieval import query_features, search_gallery
+    from farreid.inference.search import query_features, search_gallery
     from farreid.utils.device import resolve_device
     from farreid.utils.io import check_output
     from farreid.utils.log import setup_logging

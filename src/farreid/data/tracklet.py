@@ -237,11 +237,6 @@ class ReIDDataset:
     def num_train_pids(self) -> int:
         return self.train.num_pids
 
-    @property
-    def train_camids(self) -> list[int]:
-        """Sorted camera ids of the train split (the prompt keys when keyed by camera)."""
-        return sorted({t.camid for t in self.train})
-
     def protocol(self, name: str) -> Protocol:
         if name not in self.protocols:
             raise FarreidError(

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from farreid.engine.batches import gather_outputs
 from farreid.engine.distributed import DistContext
-from farreid.eval.distance import pairwise_distance
+from farreid.eval.distance import distance_matrix
 from farreid.eval.metrics import evaluate_rank
 from farreid.utils.device import Precision
 
@@ -31,7 +31,7 @@ def ranking_metrics(
     if junk == "tracklet":
         names = {"q_names": [f"q{i}" for i in range(len(qp))], "g_names": [f"g{i}" for i in range(len(gp))]}
     result = evaluate_rank(
-        pairwise_distance(qf, gf, metric), qp.cpu().numpy(), gp.cpu().numpy(), qc.cpu().numpy(), gc.cpu().numpy(),
+        distance_matrix(qf, gf, metric), qp.cpu().numpy(), gp.cpu().numpy(), qc.cpu().numpy(), gc.cpu().numpy(),
         junk=junk, max_rank=1, **names,
     )
     if result.num_valid == 0:

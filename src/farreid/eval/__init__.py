@@ -5,7 +5,7 @@ Everything here works on features plus metadata; `extract_features` is the one b
 """
 
 from farreid.eval.collect import RankingCollector, TopKCollector
-from farreid.eval.distance import distance_chunks, matrix_chunks, pairwise_distance
+from farreid.eval.distance import distance_chunks, distance_matrix, matrix_chunks
 from farreid.eval.extract import extract_features
 from farreid.eval.features import FeatureSet, load_feature_set, read_feature_metadata, save_feature_set
 from farreid.eval.metrics import RankAccumulator, RankResult, evaluate_rank
@@ -32,6 +32,7 @@ __all__ = [
     "RerankParams",
     "TopKCollector",
     "distance_chunks",
+    "distance_matrix",
     "evaluate_protocol",
     "evaluate_protocols",
     "evaluate_rank",
@@ -39,7 +40,6 @@ __all__ = [
     "load_feature_set",
     "load_protocols",
     "matrix_chunks",
-    "pairwise_distance",
     "re_ranking",
     "read_feature_metadata",
     "read_submission",

@@ -50,7 +50,7 @@ def _block(query: torch.Tensor, g_t: torch.Tensor, g_sq: torch.Tensor | None, me
     return squared.clamp_min_(0.0).sqrt_()
 
 
-def pairwise_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
+def distance_matrix(query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
     """Distances (q, g) in float32: cosine = 1 - cos(q, g); euclidean = ||q - g|| (not squared)."""
     _check_metric(metric)
     return _block(query, *_gallery_side(gallery, metric), metric)
