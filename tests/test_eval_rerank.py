@@ -4,7 +4,8 @@ import torch
 
 from _torchreid_oracle import torchreid_oracles
 from farreid.errors import FarreidError
-from farreid.eval import RerankParams, distance_matrix, re_ranking, rerank_feature_chunks, rerank_matrix_chunks
+from farreid.eval import distance_matrix, re_ranking, rerank_feature_chunks, rerank_matrix_chunks
+from farreid.eval.rerank import RerankParams
 
 
 def features(seed, n, dim=16, ids=25, noise=0.8):

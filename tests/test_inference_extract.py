@@ -138,9 +138,9 @@ def test_streamed_search_equals_dense_ranking_and_reranking(features, model):
 
 
 def _params():
-    from farreid.eval import RerankParams
+    from farreid.config.schema import RerankConfig
 
-    return RerankParams(4, 2, 0.3)
+    return RerankConfig(enabled=True, k1=4, k2=2, lambda_value=0.3)
 
 
 def test_from_mot_footage_to_extract_and_search(trained, tmp_path):

@@ -10,7 +10,7 @@ from farreid.data.registry import (
     register_dataset,
 )
 from farreid.data.sampler import IdentityBatchSampler
-from farreid.data.sampling import MODES as SAMPLING_MODES
+from farreid.data.sampling import SAMPLING_MODES
 from farreid.data.scan import verify_frames
 from farreid.data.tracklet import (
     PLATFORMS,

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from farreid.data.decode import load_clip
 from farreid.data.sampler import IdentityBatchSampler
-from farreid.data.sampling import MODES, dense_chunks, num_chunks, sample_clip
+from farreid.data.sampling import SAMPLING_MODES, dense_chunks, num_chunks, sample_clip
 from farreid.data.tracklet import Tracklet, nan_if_none
 from farreid.data.transforms import ClipAugment, ClipEval
 from farreid.errors import FarreidError
@@ -57,8 +57,8 @@ class ClipDataset(Dataset):
         seed: int = 0,
         interpolation: str = "bicubic",
     ):
-        if sampling not in MODES:
-            raise FarreidError(f"temporal sampling must be one of {MODES}, got {sampling!r}")
+        if sampling not in SAMPLING_MODES:
+            raise FarreidError(f"temporal sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
         self.tracklets = tracklets
         self.size = (int(size[0]), int(size[1]))
         self.num_frames = int(num_frames)

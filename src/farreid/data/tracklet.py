@@ -15,9 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
+from farreid.config.schema import PLATFORMS
 from farreid.errors import FarreidError
-
-PLATFORMS = ("ground", "aerial")  # index = the `platform` code in batches (0 = ground, 1 = aerial)
 
 
 class FrameList(Sequence[str]):

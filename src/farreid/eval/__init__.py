@@ -17,7 +17,7 @@ from farreid.eval.protocols import (
     evaluate_protocol,
     evaluate_protocols,
 )
-from farreid.eval.rerank import RerankParams, re_ranking, rerank_feature_chunks, rerank_matrix_chunks
+from farreid.eval.rerank import re_ranking, rerank_feature_chunks, rerank_matrix_chunks
 from farreid.eval.store import load_protocols, save_protocol
 from farreid.eval.submission import read_submission, score_submission, write_submission
 
@@ -29,7 +29,6 @@ __all__ = [
     "RankAccumulator",
     "RankResult",
     "RankingCollector",
-    "RerankParams",
     "TopKCollector",
     "distance_chunks",
     "distance_matrix",

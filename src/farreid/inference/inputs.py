@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from farreid.data import PLATFORMS, ClipEval, Tracklet
 from farreid.data.decode import RESAMPLE, to_rgb
-from farreid.data.sampling import MODES, dense_chunks, num_chunks, sample_clip
+from farreid.data.sampling import SAMPLING_MODES, dense_chunks, num_chunks, sample_clip
 from farreid.data.scan import list_frames
 from farreid.data.tracklet import nan_if_none
 from farreid.data.transforms import resize_clip
@@ -197,8 +197,8 @@ class MemoryClips(Dataset):
     same `ClipEval` transform, same batch fields)."""
 
     def __init__(self, tracklets: Sequence[MemoryTracklet], num_frames: int, sampling: str = "segment_begin", seed: int = 0):
-        if sampling not in MODES:
-            raise FarreidError(f"temporal sampling must be one of {MODES}, got {sampling!r}")
+        if sampling not in SAMPLING_MODES:
+            raise FarreidError(f"temporal sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
         self.tracklets, self.num_frames, self.sampling, self.seed = tracklets, int(num_frames), sampling, int(seed)
         self.transform = ClipEval()
         if sampling == "all":

@@ -9,6 +9,7 @@ already holds every weight, and a deployment machine usually does not have the o
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -129,27 +130,38 @@ def _num_keys(info: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> int
     return int(prompts.shape[2]) if prompts is not None else 0
 
 
-def _read_stage2(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    path = resolve_checkpoint_path(path)
-    state = load_checkpoint(path)
-    stage = state.get("stage")
-    if stage == "stage1":
-        raise CheckpointError(
-            f"{path} is a stage-1 checkpoint (learned text prompts only, no adapted image model); "
-            "use a stage-2 checkpoint such as checkpoints/best.pt or stage2-step*.pt after stage 2 has run"
-        )
-    weights = state.get("model")
-    if stage != "stage2" or not isinstance(weights, Mapping) or "config" not in state or "num_classes" not in state:
-        raise CheckpointError(f"{path} holds no trained model (expected a stage-2 farreid checkpoint)")
-    return path, state
+@dataclass
+class StoredCheckpoint:
+    """A stage-2 checkpoint file, read once (never unpickling code): its path, its stored entries and the
+    configuration it was trained with. Hand it to whatever needs the file (`checkpoint_config`,
+    `load_trained_model`, `ReIDModel.from_checkpoint`, `evaluate_checkpoint`) instead of the path."""
 
+    path: Path
+    state: Mapping[str, Any]
+    cfg: Config  # as trained, with `out_dir` back at the schema's relative default
 
-def _stored_config(path: Path, state: Mapping[str, Any]) -> Config:
-    """The stored configuration with `out_dir` back at the schema's relative default: a path stored in a file
-    someone hands us never decides where we write."""
-    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
-    cfg.out_dir = Config().out_dir
-    return cfg
+    @classmethod
+    def read(cls, path: str | Path) -> "StoredCheckpoint":
+        """Read a checkpoint file, or a run directory's best (see `resolve_checkpoint_path`)."""
+        path = resolve_checkpoint_path(path)
+        state = load_checkpoint(path)
+        stage = state.get("stage")
+        if stage == "stage1":
+            raise CheckpointError(
+                f"{path} is a stage-1 checkpoint (learned text prompts only, no adapted image model); "
+                "use a stage-2 checkpoint such as checkpoints/best.pt or stage2-step*.pt after stage 2 has run"
+            )
+        weights = state.get("model")
+        if stage != "stage2" or not isinstance(weights, Mapping) or "config" not in state or "num_classes" not in state:
+            raise CheckpointError(f"{path} holds no trained model (expected a stage-2 farreid checkpoint)")
+        # a path stored in a file someone hands us never decides where we write
+        cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+        cfg.out_dir = Config().out_dir
+        return cls(path, state, cfg)
+
+    @classmethod
+    def of(cls, source: "str | Path | StoredCheckpoint") -> "StoredCheckpoint":
+        return source if isinstance(source, StoredCheckpoint) else cls.read(source)
 
 
 def run_folder_of(checkpoint: str | Path) -> Path | None:
@@ -160,20 +172,19 @@ def run_folder_of(checkpoint: str | Path) -> Path | None:
     return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
-def checkpoint_config(path: str | Path) -> Config:
+def checkpoint_config(checkpoint: str | Path | StoredCheckpoint) -> Config:
     """The configuration a stage-2 checkpoint was trained with, with `device` and `precision` back at `auto`
     (where a model was trained says nothing about where it runs now) and `out_dir` at its relative default."""
-    path, state = _read_stage2(path)
-    cfg = _stored_config(path, state)
+    cfg = copy.deepcopy(StoredCheckpoint.of(checkpoint).cfg)
     cfg.device, cfg.precision = "auto", "auto"
     return cfg
 
 
-def load_trained_model(path: str | Path) -> LoadedCheckpoint:
-    """Read a stage-2 training checkpoint (never unpickling code) and rebuild its FarReID, weights loaded."""
-    path, state = _read_stage2(path)
+def load_trained_model(checkpoint: str | Path | StoredCheckpoint) -> LoadedCheckpoint:
+    """Rebuild the FarReID of a stage-2 training checkpoint (a path is read first), weights loaded."""
+    stored = StoredCheckpoint.of(checkpoint)
+    path, state, cfg = stored.path, stored.state, stored.cfg
     weights = state["model"]
-    cfg = _stored_config(path, state)
     info = state.get("model_info") or {}
     spec = _clip_spec(info, weights, cfg)
     clip = CLIP(spec, image_size=tuple(cfg.model.image_size), stride=cfg.model.stride or None,

@@ -27,7 +27,7 @@ from farreid.data import ClipDataset, ClipEval, Tracklet, collate_clips
 from farreid.errors import FarreidError
 from farreid.eval import FeatureSet, extract_features
 from farreid.inference.inputs import MemoryClips, MemoryTracklet, as_tracklets
-from farreid.inference.loading import load_trained_model
+from farreid.inference.loading import StoredCheckpoint, load_trained_model
 from farreid.models import FarReID
 from farreid.utils.device import Precision
 from farreid.utils.log import get_logger
@@ -85,9 +85,11 @@ class ReIDModel:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto", **settings: Any
+        cls, path: str | Path | StoredCheckpoint, device: str | torch.device = "auto", precision: str = "auto",
+        **settings: Any,
     ) -> "ReIDModel":
-        """Load a stage-2 farreid checkpoint (a file, or a run directory: its best.pt or newest stage-2 file).
+        """Load a stage-2 farreid checkpoint (a file, a run directory: its best.pt or newest stage-2 file, or a
+        `StoredCheckpoint` already read).
 
         The checkpoint records its configuration; the CLIP weight file it was trained from is not needed.
         `settings` are the keyword overrides of `ReIDModel(...)` (flip, dense, num_frames, batch_size, ...).

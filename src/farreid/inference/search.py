@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from farreid.errors import FarreidError
-from farreid.eval import FeatureSet, RerankParams, load_feature_set, rerank_feature_chunks
+from farreid.config.schema import RerankConfig
+from farreid.eval import FeatureSet, load_feature_set, rerank_feature_chunks
 from farreid.eval.features import feature_shape, iter_feature_chunks, read_feature_metadata, read_meta_rows
 from farreid.eval.pictures import MATCH, MISMATCH, NEUTRAL, QUERY, Item, ranked_strip, safe_file_name, save_png
 from farreid.eval.report import png_bytes
@@ -107,9 +108,9 @@ def _unit_chunks(folder: Path, rows: int):
 
 
 def _ranked(query: torch.Tensor, gallery: Path, k: int, backend: str, device: str | torch.device, chunk_rows: int,
-            rerank: RerankParams | None, rerank_max_gallery: int) -> tuple[torch.Tensor, torch.Tensor]:
+            rerank: RerankConfig, rerank_max_gallery: int) -> tuple[torch.Tensor, torch.Tensor]:
     rows, _ = feature_shape(gallery)
-    if rerank is None:
+    if not rerank.enabled:
         return topk_search(F.normalize(query, dim=1), _unit_chunks(gallery, chunk_rows), k, backend, device)
     if rows > rerank_max_gallery:
         raise FarreidError(
@@ -139,12 +140,13 @@ def search_gallery(
     backend: str = "auto",
     device: str | torch.device = "cpu",
     chunk_rows: int = 65536,
-    rerank: RerankParams | None = None,
+    rerank: RerankConfig | None = None,
     rerank_max_gallery: int = RERANK_MAX_GALLERY,
     keep_self: bool = False,
 ) -> SearchResults:
-    """Top-`k` gallery tracklets for every query (cosine similarity, or re-ranked distance with `rerank`); a
-    query's own tracklet is left out of its ranking unless `keep_self`."""
+    """Top-`k` gallery tracklets for every query (cosine similarity, or re-ranked distance when `rerank` is
+    enabled; default `RerankConfig()`, off); a query's own tracklet is left out of its ranking unless `keep_self`."""
+    rerank = rerank or RerankConfig()
     gallery = Path(gallery)
     if k < 1:
         raise FarreidError(f"k must be >= 1, got {k}")
@@ -164,7 +166,7 @@ def search_gallery(
         left_out += len(ranked) < len(srow)
         hits.append([Hit(r + 1, gi, float(s), rows[gi]["name"], rows[gi]["pid"], rows[gi]["camid"],
                          rows[gi]["platform"], rows[gi]["frames"]) for r, (s, gi) in enumerate(ranked[:k])])
-    return SearchResults(query, hits, "rerank distance" if rerank is not None else "cosine", left_out)
+    return SearchResults(query, hits, "rerank distance" if rerank.enabled else "cosine", left_out)
 
 
 def like_gallery(model: ReIDModel, gallery: str | Path) -> ReIDModel:
