@@ -2,7 +2,14 @@
 the batch loaders, and a synthetic aerial-ground data generator (`farreid.data.synthetic`)."""
 
 from farreid.data.holdout import holdout_identities
-from farreid.data.loader import ClipDataset, TrainLoader, build_test_loader, build_train_loader, collate_clips
+from farreid.data.loader import (
+    ClipDataset,
+    TrainLoader,
+    build_test_loader,
+    build_train_loader,
+    collate_clips,
+    test_clips,
+)
 from farreid.data.registry import (
     available_datasets,
     build_dataset,
@@ -47,5 +54,6 @@ __all__ = [
     "holdout_identities",
     "register_dataset",
     "stats_table",
+    "test_clips",
     "verify_frames",
 ]

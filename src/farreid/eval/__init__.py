@@ -6,7 +6,7 @@ Everything here works on features plus metadata; `extract_features` is the one b
 
 from farreid.eval.collect import RankingCollector, TopKCollector
 from farreid.eval.distance import distance_chunks, distance_matrix, matrix_chunks
-from farreid.eval.extract import extract_features
+from farreid.eval.extract import EmbeddingSums, embedding_sums, extract_features
 from farreid.eval.features import FeatureSet, load_feature_set, read_feature_metadata, save_feature_set
 from farreid.eval.metrics import RankAccumulator, RankResult, evaluate_rank
 from farreid.eval.pipeline import run_evaluation
@@ -22,6 +22,7 @@ from farreid.eval.store import load_protocols, save_protocol
 from farreid.eval.submission import read_submission, score_submission, write_submission
 
 __all__ = [
+    "EmbeddingSums",
     "EvaluationResult",
     "FeatureSet",
     "ProtocolData",
@@ -32,6 +33,7 @@ __all__ = [
     "TopKCollector",
     "distance_chunks",
     "distance_matrix",
+    "embedding_sums",
     "evaluate_protocol",
     "evaluate_protocols",
     "evaluate_rank",
