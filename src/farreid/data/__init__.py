@@ -8,7 +8,7 @@ from farreid.data.loader import (
     build_test_loader,
     build_train_loader,
     collate_clips,
-    test_clips,
+    eval_clips,
 )
 from farreid.data.registry import (
     available_datasets,
@@ -54,6 +54,6 @@ __all__ = [
     "holdout_identities",
     "register_dataset",
     "stats_table",
-    "test_clips",
+    "eval_clips",
     "verify_frames",
 ]

@@ -48,7 +48,7 @@ class ClipDataset(Dataset):
     """Clips of a list of tracklets: one item per tracklet, or one per chunk of T frames when `sampling="all"`.
 
     Frames are read from the tracklet's files (`read_frames`; `farreid.inference.inputs.MemoryClips` serves
-    decoded tensors through the same class). Test-time clips are built by `test_clips`.
+    decoded tensors through the same class). Test-time clips are built by `eval_clips`.
     """
 
     def __init__(
@@ -210,7 +210,7 @@ def build_train_loader(
     return TrainLoader(dataset, sampler, data_cfg.workers, seed)
 
 
-def test_clips(
+def eval_clips(
     tracklets: Sequence[Tracklet], data_cfg: Any, size: tuple[int, int], *, dense: bool = False, seed: int = 0
 ) -> ClipDataset:
     """Deterministic test-time clips from a `DataConfig` (`test_frames`, `test_sampling`, interpolation) of frames
@@ -228,8 +228,8 @@ def build_test_loader(
     dense: bool = False,
     seed: int = 0,
 ) -> DataLoader:
-    """Test batches of `test_clips` in tracklet order (chunks of a tracklet are consecutive when `dense`)."""
-    dataset = test_clips(tracklets, data_cfg, size, dense=dense, seed=seed)
+    """Test batches of `eval_clips` in tracklet order (chunks of a tracklet are consecutive when `dense`)."""
+    dataset = eval_clips(tracklets, data_cfg, size, dense=dense, seed=seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -37,7 +37,7 @@ def build_training_parts(cfg: Config, ctx: DistContext) -> TrainingParts:
         build_train_loader,
         collate_clips,
         holdout_identities,
-        test_clips,
+        eval_clips,
     )
     from farreid.models import FarReID
 
@@ -57,7 +57,7 @@ def build_training_parts(cfg: Config, ctx: DistContext) -> TrainingParts:
     features = ClipDataset(train_set, size, data.train_frames, fixed, ClipEval(), cfg.seed, data.interpolation)
 
     def val_clips(tracklets: Any) -> ClipDataset | None:
-        return test_clips(tracklets, data, size, dense=cfg.eval.dense, seed=cfg.seed) if tracklets is not None else None
+        return eval_clips(tracklets, data, size, dense=cfg.eval.dense, seed=cfg.seed) if tracklets is not None else None
 
     model = FarReID(cfg.model, num_classes, infer_num_keys(cfg, dataset))
     return TrainingParts(
