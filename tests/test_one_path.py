@@ -89,13 +89,13 @@ def test_shares_of_the_processes_add_up_to_one_pass():
         shares[0].features()
 
 
-def test_test_clips_are_dense_when_asked(tmp_path):
+def test_eval_clips_are_dense_when_asked(tmp_path):
     from farreid.config import load_config
 
     frames = [png_tracklet(tmp_path / f"t{i}", frames=n) for i, n in enumerate((3, 7))]
     tracklets = [Tracklet(tuple(str(p) for p in f), i, 0, "ground", f"t{i}") for i, f in enumerate(frames)]
-    data = load_config(None, ["data.height=32", "data.width=16", "data.test_frames=4"]).data
-    sampled, dense = eval_clips(tracklets, data), eval_clips(tracklets, data, dense=True)
+    data = load_config(None, ["data.test_frames=4"]).data
+    sampled, dense = eval_clips(tracklets, data, (32, 16)), eval_clips(tracklets, data, (32, 16), dense=True)
     assert sampled.sampling == data.test_sampling and len(sampled) == sampled.num_tracklets == 2
     assert dense.sampling == "all" and len(dense) == 3 and dense.num_tracklets == 2  # 7 frames = 2 chunks of 4
 

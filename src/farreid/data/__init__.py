@@ -51,9 +51,9 @@ __all__ = [
     "build_test_loader",
     "build_train_loader",
     "collate_clips",
+    "eval_clips",
     "holdout_identities",
     "register_dataset",
     "stats_table",
-    "eval_clips",
     "verify_frames",
 ]

@@ -1,7 +1,8 @@
 """From tracklets to batches: the clip dataset, the collate function and the train/test DataLoader builders.
 
-A batch is a dict (`collate_clips`; the engine's `Batch`): `clip` float32 (B, T, 3, H, W) ImageNet-normalised, `mask` bool (B, T),
-`pid`, `camid`, `platform` (0 ground, 1 aerial), `index` int64 (B,), `altitude`, `distance` float32 (B,) (NaN unknown).
+A batch is a dict (`collate_clips`; the engine's `Batch`): `clip` float32 (B, T, 3, H, W) ImageNet-normalised,
+`mask` bool (B, T), `pid`, `camid`, `platform` (0 ground, 1 aerial), `index` int64 (B,), `altitude`, `distance`
+float32 (B,) (NaN unknown).
 
 Randomness is keyed, not global: a training item is requested as (tracklet index, epoch, batch position, slot),
 and its frame choice and augmentation come from generators seeded by that key and the loader seed. Results are

@@ -189,7 +189,8 @@ class ReIDModel:
         sampling, no flip): which frames the model trusts. Rows sum to 1; mean pooling gives uniform rows."""
         tracklets = list(tracklets)
         self.check_prompt_keys(tracklets)
-        loader = DataLoader(self._clips(tracklets, self.sampling), batch_size=self.batch_size, shuffle=False, collate_fn=collate_clips)
+        loader = DataLoader(self._clips(tracklets, self.sampling), batch_size=self.batch_size, shuffle=False,
+                            collate_fn=collate_clips)
         out = []
         for batch in loader:
             clip, mask = batch["clip"].to(self.precision.device), batch["mask"].to(self.precision.device)
