@@ -31,9 +31,9 @@ def _small_inputs(kind: str):
         return dist, rng.integers(0, ids, SMALL["nq"]), rng.integers(0, ids, SMALL["ng"]), \
             rng.integers(0, 6, SMALL["nq"]), rng.integers(0, 6, SMALL["ng"])
     d = clustered(**SMALL)
-    from farreid.eval import pairwise_distance
+    from farreid.eval import distance_matrix
 
-    return pairwise_distance(d["qf"], d["gf"], "cosine").numpy(), d["qp"], d["gp"], d["qc"], d["gc"]
+    return distance_matrix(d["qf"], d["gf"], "cosine").numpy(), d["qp"], d["gp"], d["qc"], d["gc"]
 
 
 def case_small(impl: str, kind: str) -> dict:

@@ -46,9 +46,9 @@ def _features(size: str) -> dict:
 
 
 def _matrices(d: dict):
-    from farreid.eval import pairwise_distance
+    from farreid.eval import distance_matrix
 
-    return tuple(pairwise_distance(a, b, "euclidean").numpy() for a, b in ((d["qf"], d["gf"]), (d["qf"], d["qf"]),
+    return tuple(distance_matrix(a, b, "euclidean").numpy() for a, b in ((d["qf"], d["gf"]), (d["qf"], d["qf"]),
                                                                          (d["gf"], d["gf"])))
 
 

@@ -153,7 +153,7 @@ def write_gallery(folder: Path, rows: int, dim: int, shard_rows: int = 4096) -> 
 def search_worker(folder: str, queries: int, k: int) -> None:
     """Runs in a fresh process: search the gallery, print time and this process's peak memory as JSON."""
     from farreid.eval import FeatureSet
-    from farreid.inference.retrieval import search_gallery
+    from farreid.inference.search import search_gallery
 
     dim = json.loads((Path(folder) / "manifest.json").read_text())["dim"]
     q = F.normalize(torch.randn(queries, dim, generator=torch.Generator().manual_seed(1)), dim=1)

@@ -11,7 +11,7 @@ import argparse
 import torch
 
 from common import best_time, peak_rss_gib, save
-from farreid.inference.search import topk_search
+from farreid.inference.retrieval import topk_search
 
 
 def gallery(n: int, dim: int, chunk: int, seed: int = 0):

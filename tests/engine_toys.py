@@ -1,4 +1,5 @@
-"""Small stand-ins for the data layer and the ReID model, with the interfaces of CONTRACTS.md, for the engine tests.
+"""Small stand-ins for the data layer and the ReID model, with the interfaces of `farreid.engine.protocols`,
+for the engine tests.
 
 - `ToyReID`: per-frame MLP "backbone" (frozen) + tail block ("backbone_tail") + adapter, platform prompts,
   attention pooling, BNNeck + classifiers, a prompt learner through a frozen "text tower".
@@ -161,6 +162,10 @@ class ClipSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
+    @property
+    def num_tracklets(self) -> int:
+        return len(self.data)
+
     def __getitem__(self, i: int) -> dict:
         return self.data.sample(i)
 
@@ -243,6 +248,7 @@ def toy_config(tmp_path, *overrides: str):
         "data.ids_per_batch=4", "data.tracklets_per_id=2", "train.stage1.epochs=2", "train.stage1.batch_size=8",
         "train.stage1.warmup_epochs=1", "train.stage1.lr=0.01", "train.stage2.epochs=3", "train.stage2.warmup_epochs=1",
         "train.stage2.lr=0.01", "train.log_every=2", "train.keep_last=2", "eval.batch_size=8",
+        "eval.flip=false",  # toy clips are noise, not people: their mirror image is another input, not the same one
     ]
     return load_config(None, [*base, *overrides])
 

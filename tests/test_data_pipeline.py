@@ -106,7 +106,7 @@ def test_test_loader_is_deterministic_and_in_order(tiny_set):
 
 
 def test_dense_test_loader_chunks_every_frame_with_mask(tiny_set):
-    loader = build_test_loader(tiny_set, _cfg(), SIZE, batch_size=7, sampling="all")
+    loader = build_test_loader(tiny_set, _cfg(), SIZE, batch_size=7, dense=True)
     batches = list(loader)
     index = torch.cat([b["index"] for b in batches])
     mask = torch.cat([b["mask"] for b in batches])

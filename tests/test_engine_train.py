@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from engine_toys import one_thread, toy_config, toy_parts  # noqa: F401  (fixture)
 from farreid.cli import main
 from farreid.config import ConfigError, load_config
+from farreid.config.schema import EvalConfig
 from farreid.engine import CheckpointError, DivergedError, load_checkpoint, train, validate
 from farreid.engine.checks import check_train_config
 from farreid.engine.distributed import DistContext
@@ -24,9 +26,9 @@ def _records(run_dir, kind, stage=None):
 
 
 def _chance_map(parts, trials=20):
-    kw = dict(precision=CPU, ctx=DistContext(), batch_size=16)
-    q = embed_dataset(parts.model, parts.val_query, **kw)
-    g = embed_dataset(parts.model, parts.val_gallery, **kw)
+    kw = dict(precision=CPU, ctx=DistContext())
+    q = embed_dataset(parts.model, parts.val_query, EvalConfig(batch_size=16, flip=False), **kw)
+    g = embed_dataset(parts.model, parts.val_gallery, EvalConfig(batch_size=16, flip=False), **kw)
     gen = torch.Generator().manual_seed(0)
     rand = lambda f: torch.randn(f.shape, generator=gen)  # noqa: E731
     return sum(ranking_metrics((rand(q[0]), q[1], q[2]), (rand(g[0]), g[1], g[2]))["mAP"] for _ in range(trials)) / trials
@@ -37,7 +39,8 @@ def test_tiny_two_stage_training_learns(tmp_path):
                      "train.stage2.epochs=12", "train.stage2.lr=0.05", "train.eval_every=4", "train.log_every=5")
     parts = toy_parts(cfg, ids=32, val_ids=8, per_id=6, noise=1.0, shift=2.0)
     chance = _chance_map(parts)
-    before = validate(parts.model, parts.val_query, parts.val_gallery, precision=CPU, ctx=DistContext(), batch_size=16)
+    before = validate(parts.model, parts.val_query, parts.val_gallery, replace(cfg.eval, batch_size=16),
+                      precision=CPU, ctx=DistContext())
     result = train(cfg, parts=parts, console=False)
 
     assert result.completed and result.stages == ["stage1", "stage2"]

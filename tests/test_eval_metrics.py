@@ -4,8 +4,8 @@ import torch
 
 from _torchreid_oracle import torchreid_oracles
 from farreid.errors import FarreidError
-from farreid.eval import RankResult, distance_chunks, evaluate_rank, pairwise_distance
-from farreid.eval.ranking import relevant_items, relevant_positions
+from farreid.eval import RankResult, distance_chunks, distance_matrix, evaluate_rank
+from farreid.eval.ranking import JunkRule, relevant_positions
 
 
 def random_case(seed, nq, ng, ids, cams=3):
@@ -65,7 +65,7 @@ def test_feature_stream_equals_whole_matrix():
     qp, gp = np.arange(30) % 9, np.arange(90) % 9
     qc, gc = np.zeros(30, int), np.ones(90, int)
     for metric in ("cosine", "euclidean"):
-        whole = evaluate_rank(pairwise_distance(qf, gf, metric), qp, gp, qc, gc)
+        whole = evaluate_rank(distance_matrix(qf, gf, metric), qp, gp, qc, gc)
         streamed = evaluate_rank(distance_chunks(qf, gf, metric, chunk_size=7), qp, gp, qc, gc)
         np.testing.assert_array_equal(whole.ap, streamed.ap)
 
@@ -74,7 +74,7 @@ def test_numpy_and_torch_backends_agree_including_ties():
     rng = np.random.default_rng(3)
     dist = rng.integers(0, 6, size=(40, 50)).astype(np.float32)  # many ties
     qp, gp = rng.integers(0, 5, 40), rng.integers(0, 5, 50)
-    rel = relevant_items(qp, gp, rng.integers(0, 2, 40), rng.integers(0, 2, 50))
+    rel = JunkRule("camera").relevant_items(qp, gp, rng.integers(0, 2, 40), rng.integers(0, 2, 50))
     a = relevant_positions(dist, rel, backend="numpy")
     b = relevant_positions(dist, rel, backend="torch")
     np.testing.assert_array_equal(a, b)

@@ -5,14 +5,14 @@ import pytest
 
 from _eval_data import challenge_protocols
 from farreid.errors import FarreidError
-from farreid.eval import ProtocolData, RankResult, RerankParams, evaluate_protocol, evaluate_protocols, evaluate_rank
-from farreid.eval import pairwise_distance
+from farreid.config.schema import EvalConfig, RerankConfig
+from farreid.eval import ProtocolData, RankResult, distance_matrix, evaluate_protocol, evaluate_protocols, evaluate_rank
 
 
 def test_protocol_metrics_equal_direct_evaluation():
     p = challenge_protocols(seed=1)[0]
-    res = evaluate_protocol(p, metric="cosine", chunk_size=5, topk=4, keep_ranking=True)
-    dist = pairwise_distance(p.query.features, p.gallery.features, "cosine")
+    res = evaluate_protocol(p, EvalConfig(metric="cosine", query_chunk=5), topk=4, keep_ranking=True)
+    dist = distance_matrix(p.query.features, p.gallery.features, "cosine")
     direct = evaluate_rank(dist, p.query.pids, p.gallery.pids, p.query.camids, p.gallery.camids)
     np.testing.assert_array_equal(res.rank.ap, direct.ap)
     order = np.argsort(dist.numpy(), axis=1, kind="stable")
@@ -21,7 +21,7 @@ def test_protocol_metrics_equal_direct_evaluation():
 
 
 def test_overall_is_reported_pooled_and_as_mean():
-    result = evaluate_protocols(challenge_protocols(seed=2, nq=6), metric="euclidean")
+    result = evaluate_protocols(challenge_protocols(seed=2, nq=6), EvalConfig(metric="euclidean"))
     ranks = [p.rank for p in result.protocols]
     assert [p.name for p in result.protocols] == ["A2G", "G2A", "A2A"]
     assert result.pooled.mAP == pytest.approx(np.nanmean(np.concatenate([r.ap for r in ranks])))
@@ -39,7 +39,7 @@ def test_overall_is_reported_pooled_and_as_mean():
 def test_rerank_goes_through_the_protocol_stream():
     p = challenge_protocols(seed=3, nq=10, ng=50)[2]
     plain = evaluate_protocol(p)
-    reranked = evaluate_protocol(p, rerank=RerankParams(k1=8, k2=3, lambda_value=0.3))
+    reranked = evaluate_protocol(p, EvalConfig(rerank=RerankConfig(enabled=True, k1=8, k2=3, lambda_value=0.3)))
     assert reranked.rank.num_query == plain.rank.num_query
     assert not np.array_equal(plain.topk, reranked.topk)
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 import farreid
 from _eval_data import challenge_protocols, frames_on_disk
 from farreid.cli import app
+from farreid.config.schema import EvalConfig
 from farreid.eval import run_evaluation, save_protocol
 from farreid.eval.pictures import MATCH, MISMATCH, QUERY, Item, pick_frames, ranked_strip, safe_file_name
 from farreid.eval.report import html_table, png_bytes, render_cmc_plot, write_html_report
@@ -50,7 +51,7 @@ def test_run_evaluation_writes_every_output(tmp_path):
     frames = frames_on_disk(tmp_path / "frames")
     protocols = challenge_protocols(seed=5, nq=6, ng=20, frames=frames)
     protocols[0].query.names[0] = "../<evil name>"
-    result = run_evaluation(protocols, tmp_path / "out", show_queries=2, show_topk=3)
+    result = run_evaluation(protocols, tmp_path / "out", EvalConfig(show_queries=2, show_topk=3))
     out = tmp_path / "out"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["overall_pooled"]["mAP"] == result.pooled.mAP

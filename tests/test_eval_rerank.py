@@ -4,7 +4,8 @@ import torch
 
 from _torchreid_oracle import torchreid_oracles
 from farreid.errors import FarreidError
-from farreid.eval import RerankParams, pairwise_distance, re_ranking, rerank_feature_chunks, rerank_matrix_chunks
+from farreid.eval import distance_matrix, re_ranking, rerank_feature_chunks, rerank_matrix_chunks
+from farreid.eval.rerank import RerankParams
 
 
 def features(seed, n, dim=16, ids=25, noise=0.8):
@@ -14,7 +15,7 @@ def features(seed, n, dim=16, ids=25, noise=0.8):
 
 
 def matrices(qf, gf, metric):
-    return tuple(pairwise_distance(a, b, metric).numpy() for a, b in ((qf, gf), (qf, qf), (gf, gf)))
+    return tuple(distance_matrix(a, b, metric).numpy() for a, b in ((qf, gf), (qf, qf), (gf, gf)))
 
 
 def stacked(chunks):
@@ -70,7 +71,7 @@ def test_lambda_one_keeps_the_base_ordering():
     q, g = 20, 80
     x = features(2, q + g)
     out = stacked(rerank_feature_chunks(x[:q], x[q:], lambda_value=1.0, normalize=False))
-    base = pairwise_distance(x[:q], x[q:], "euclidean").numpy()
+    base = distance_matrix(x[:q], x[q:], "euclidean").numpy()
     np.testing.assert_array_equal(np.argsort(out, axis=1, kind="stable"), np.argsort(base, axis=1, kind="stable"))
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from _eval_data import challenge_protocols
+from farreid.config.schema import EvalConfig
 from farreid.errors import FarreidError
 from farreid.eval import evaluate_protocols, read_submission, score_submission, write_submission
 
@@ -48,8 +49,8 @@ def test_csv_is_written_for_anonymised_labels(tmp_path):
 def test_scorer_reproduces_the_metrics(tmp_path):
     protocols = challenge_protocols(seed=2, nq=8, ng=30)
     path, _, _ = written(tmp_path, protocols)
-    scores = score_submission(path, protocols, junk="tracklet")
-    direct = evaluate_protocols(protocols, junk="tracklet")
+    scores = score_submission(path, protocols, EvalConfig(junk="tracklet"))
+    direct = evaluate_protocols(protocols, EvalConfig(junk="tracklet"))
     for p in direct.protocols:
         assert scores[p.name].mAP == pytest.approx(p.rank.mAP, abs=1e-12)
         assert scores[p.name].cmc.tolist() == p.rank.cmc.tolist()

@@ -2,6 +2,7 @@
 current directory, never to the `out_dir` stored in a checkpoint someone hands us."""
 
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -42,7 +43,7 @@ def _cli(checkpoint):
 def _api(checkpoint):
     def run():
         model = ReIDModel.from_checkpoint(checkpoint, device="cpu", precision="fp32")
-        evaluate_checkpoint(model, show_queries=0)
+        evaluate_checkpoint(model, replace(model.cfg, eval=replace(model.cfg.eval, show_queries=0)))
     return run
 
 

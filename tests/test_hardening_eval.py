@@ -13,6 +13,7 @@ import torch
 
 from _eval_data import challenge_protocols
 from _hardening import cli_error
+from farreid.config.schema import EvalConfig
 from farreid.errors import FarreidError
 from farreid.eval import (
     FeatureSet,
@@ -157,7 +158,7 @@ def _hostile_protocol():
 
 def _submission(tmp_path):
     data = _hostile_protocol()
-    result = run_evaluation([data], tmp_path / "e", show_queries=0, junk="tracklet")
+    result = run_evaluation([data], tmp_path / "e", EvalConfig(show_queries=0, junk="tracklet"))
     path = tmp_path / "e" / "submission.csv"
     rows = read_submission(path)["A2G"]
     assert sorted(q for q, _ in rows) == sorted(data.query.names)  # read back exactly

@@ -1,6 +1,7 @@
 """evaluate_checkpoint and `farreid eval --checkpoint`: extraction + the evaluation pipeline from a checkpoint."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 from _inference_data import one_thread, tiny_trained  # noqa: F401  (autouse fixture)
 from farreid.cli import app
 from farreid.config import load_config
+from farreid.config.schema import EvalConfig
 from farreid.data import build_dataset
 from farreid.errors import FarreidError
 from farreid.eval import evaluate_protocol, load_protocols
@@ -21,9 +23,14 @@ def trained(tmp_path_factory):
     return tiny_trained(tmp_path_factory)
 
 
+def shown(cfg, queries):
+    """`cfg` with `eval.show_queries` set."""
+    return replace(cfg, eval=replace(cfg.eval, show_queries=queries))
+
+
 def test_evaluate_checkpoint_writes_the_whole_evaluation(trained, tmp_path):
     model = ReIDModel.from_checkpoint(trained.checkpoint, device="cpu", precision="fp32")
-    result = evaluate_checkpoint(model, out_dir=tmp_path / "eval", show_queries=1, title="tiny")
+    result = evaluate_checkpoint(model, shown(model.cfg, 1), tmp_path / "eval", title="tiny")
     assert [p.name for p in result.protocols] == ["A2G", "G2A", "A2A"]
     out = tmp_path / "eval"
     for name in ("metrics.json", "summary.txt", "submission.csv", "report.html"):
@@ -38,7 +45,7 @@ def test_evaluate_checkpoint_writes_the_whole_evaluation(trained, tmp_path):
     np.testing.assert_allclose(saved["A2G"].gallery.features.numpy(), model.embed_tracklets(a2g.gallery), atol=1e-6)
     assert saved["A2G"].gallery.names == [t.name for t in a2g.gallery]
     for p in result.protocols:
-        again = evaluate_protocol(saved[p.name], max_rank=50)
+        again = evaluate_protocol(saved[p.name], EvalConfig(max_rank=50))
         assert again.rank.mAP == pytest.approx(p.rank.mAP, abs=1e-12)
 
 

@@ -18,7 +18,7 @@ from farreid.eval.features import feature_shape, iter_feature_chunks, read_featu
 from farreid.inference import ReIDModel
 from farreid.inference.extract import extract_split
 from farreid.inference.mot import tracklets_from_mot
-from farreid.inference.retrieval import search_gallery
+from farreid.inference.search import search_gallery
 
 runner = CliRunner()
 
@@ -138,9 +138,9 @@ def test_streamed_search_equals_dense_ranking_and_reranking(features, model):
 
 
 def _params():
-    from farreid.eval import RerankParams
+    from farreid.config.schema import RerankConfig
 
-    return RerankParams(4, 2, 0.3)
+    return RerankConfig(enabled=True, k1=4, k2=2, lambda_value=0.3)
 
 
 def test_from_mot_footage_to_extract_and_search(trained, tmp_path):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from farreid.errors import FarreidError
-from farreid.inference.search import topk_search
+from farreid.inference.retrieval import topk_search
 
 
 def _unit(n, d, seed):

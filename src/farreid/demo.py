@@ -146,8 +146,9 @@ def run_demo(
     from farreid.data import build_dataset_from_config
     from farreid.engine import train
     from farreid.engine.build import infer_num_keys
+    from farreid.eval import run_evaluation
     from farreid.inference import ReIDModel
-    from farreid.inference.evaluate import embed_protocols, evaluate_embedded
+    from farreid.inference.evaluate import embed_protocols
     from farreid.models import FarReID
     from farreid.report.demo_report import write_demo_report
     from farreid.utils.io import atomic_write_json
@@ -208,8 +209,9 @@ def run_demo(
             row = name + ("_rerank" if rerank else "")
             eval_dir = out_dir / "eval" / row
             shown = 3 if name in (TRAINED.name, "colour_histogram") and not rerank else 0
-            result = evaluate_embedded(protocols, cfg, eval_dir, device=device, rerank=rerank, show_queries=shown,
-                                       title=f"farreid demo: {row.replace('_', ' ')}")
+            options = replace(cfg.eval, show_queries=shown, rerank=replace(cfg.eval.rerank, enabled=rerank))
+            result = run_evaluation(protocols, eval_dir, options, device=device,
+                                    title=f"farreid demo: {row.replace('_', ' ')}")
             variants.append(Variant(row, description + (", k-reciprocal re-ranking" if rerank else ""), result, eval_dir))
 
     # 3. what the attention pooling does with faulty frames, and what the starting towers know

@@ -1,4 +1,4 @@
-"""Options shared by the commands, and the one way a command reports that it is not built yet."""
+"""Options shared by the commands."""
 
 from __future__ import annotations
 
@@ -30,12 +30,3 @@ def build_config(config: Optional[Path], overrides: Optional[list[str]]) -> "Con
 
     return load_config(config, overrides or [])
 
-
-def not_built_yet(command: str, issue: int) -> None:
-    """Say plainly that a command is not available in this version, and exit 2 (never pretend to work)."""
-    typer.secho(
-        f"farreid {command}: not implemented in this version yet (tracked in issue {issue}).",
-        fg=typer.colors.YELLOW,
-        err=True,
-    )
-    raise typer.Exit(2)

@@ -30,8 +30,7 @@ def _score(csv_path: Path, protocols, cfg) -> str:
     from farreid.eval.submission import score_submission, scored_result
 
     e = cfg.eval
-    scores = score_submission(csv_path, protocols, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at),
-                              ap_interpolation=e.ap_interpolation)
+    scores = score_submission(csv_path, protocols, e)
     settings = {"junk": e.junk, "ap_interpolation": e.ap_interpolation, "scored": str(csv_path)}
     return scored_result(scores, protocols, settings).table()
 
@@ -39,12 +38,13 @@ def _score(csv_path: Path, protocols, cfg) -> str:
 def _evaluate_checkpoint(checkpoint: Path, config: Optional[Path], overrides: Optional[list[str]], out: Optional[Path]):
     from farreid.config import load_config
     from farreid.inference.evaluate import default_eval_dir, evaluate_checkpoint
-    from farreid.inference.loading import checkpoint_config
+    from farreid.inference.loading import StoredCheckpoint, checkpoint_config
     from farreid.utils.log import setup_logging
 
-    cfg = load_config(config, overrides or [], base=checkpoint_config(checkpoint))
+    stored = StoredCheckpoint.read(checkpoint)  # the one read of the file
+    cfg = load_config(config, overrides or [], base=checkpoint_config(stored))
     setup_logging()
-    result = evaluate_checkpoint(checkpoint, cfg, out)
+    result = evaluate_checkpoint(stored, cfg, out)
     typer.echo(result.table())
     typer.echo(f"results in {out or default_eval_dir(cfg, checkpoint)}")
 
@@ -107,16 +107,10 @@ def evaluate(
         out = create_run(cfg).results / "eval"
     else:
         setup_logging()
-    from farreid.eval import RerankParams, run_evaluation
+    from farreid.eval import run_evaluation
     from farreid.utils.device import resolve_device
 
-    e = cfg.eval
-    rerank = RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if e.rerank.enabled else None
-    result = run_evaluation(
-        protocols, out, metric=e.metric, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at), rerank=rerank,
-        chunk_size=e.query_chunk, device=resolve_device(cfg.device), write_csv=e.write_csv,
-        show_queries=e.show_queries, show_topk=e.show_topk, title=f"farreid evaluation: {cfg.name}",
-        ap_interpolation=e.ap_interpolation,
-    )
+    result = run_evaluation(protocols, out, cfg.eval, device=resolve_device(cfg.device),
+                            title=f"farreid evaluation: {cfg.name}")
     typer.echo(result.table())
     typer.echo(f"results in {out}")

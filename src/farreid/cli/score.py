@@ -54,8 +54,7 @@ def score(
     setup_logging()
     truth = load_labels(labels, cfg.data)
     e = cfg.eval
-    scores = score_submission(submission, truth, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at),
-                              ap_interpolation=e.ap_interpolation)
+    scores = score_submission(submission, truth, e)
     settings = {"junk": e.junk, "max_rank": e.max_rank, "map_at": list(e.map_at),
                 "ap_interpolation": e.ap_interpolation, "scored": str(submission), "labels": str(labels)}
     result = scored_result(scores, truth, settings)

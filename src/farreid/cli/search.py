@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from farreid.cli import app
+from farreid.cli.common import ConfigOption, OverridesArgument, build_config
 
 
 @app.command("search")
@@ -34,10 +35,14 @@ def search(
     keep_self: bool = typer.Option(
         False, "--keep-self", help="Keep a query's own tracklet in its ranking when it is in the gallery (left out by default)."
     ),
-    rerank: bool = typer.Option(False, "--rerank", help="k-reciprocal re-ranking (loads the whole gallery)."),
-    k1: int = typer.Option(20, "--k1", help="Re-ranking k1."),
-    k2: int = typer.Option(6, "--k2", help="Re-ranking k2."),
-    lambda_value: float = typer.Option(0.3, "--lambda", help="Re-ranking weight of the original distance."),
+    rerank: bool = typer.Option(
+        False, "--rerank", help="k-reciprocal re-ranking (loads the whole gallery); also on with eval.rerank.enabled."
+    ),
+    k1: Optional[int] = typer.Option(None, "--k1", help="Re-ranking k1 (default: eval.rerank.k1)."),
+    k2: Optional[int] = typer.Option(None, "--k2", help="Re-ranking k2 (default: eval.rerank.k2)."),
+    lambda_value: Optional[float] = typer.Option(
+        None, "--lambda", help="Re-ranking weight of the original distance (default: eval.rerank.lambda_value)."
+    ),
     rerank_max_gallery: int = typer.Option(
         50_000, "--rerank-max-gallery", help="Refuse re-ranking above this many gallery rows (memory)."
     ),
@@ -49,12 +54,15 @@ def search(
     ),
     pictures: int = typer.Option(8, "--pictures", help="Ranked pictures to draw (first queries; 0 = none)."),
     show: int = typer.Option(5, "--show", help="Queries whose ranked list is printed."),
+    config: Optional[Path] = ConfigOption,
+    overrides: Optional[list[str]] = OverridesArgument,
 ) -> None:
     """Rank a gallery for each query: top-k with scores, optional re-ranking, a CSV and ranked pictures.
     Exact search, streamed over the gallery's shards (never loaded whole unless re-ranking)."""
+    from dataclasses import replace
+
     from farreid.config import check_option
-    from farreid.eval import RerankParams
-    from farreid.inference.retrieval import query_features, search_gallery
+    from farreid.inference.search import query_features, search_gallery
     from farreid.utils.device import resolve_device
     from farreid.utils.io import check_output
     from farreid.utils.log import setup_logging
@@ -63,11 +71,14 @@ def search(
         ("search -k", k, "-k"), ("search --chunk-rows", chunk_rows, "--chunk-rows"),
         ("search --rerank-max-gallery", rerank_max_gallery, "--rerank-max-gallery"),
         ("search --platform", platform, "--platform"), ("device", device, "--device"),
-        ("eval.rerank.k1", k1, "--k1"), ("eval.rerank.k2", k2, "--k2"),
-        ("eval.rerank.lambda_value", lambda_value, "--lambda"),
         ("eval.show_queries", pictures, "--pictures"), ("eval.show_queries", show, "--show"),
     ):
         check_option(key, value, name)
+    given = {"k1": (k1, "--k1"), "k2": (k2, "--k2"), "lambda_value": (lambda_value, "--lambda")}
+    settings = {key: check_option(f"eval.rerank.{key}", value, option)
+                for key, (value, option) in given.items() if value is not None}
+    configured = build_config(config, overrides).eval.rerank
+    rerank_options = replace(configured, enabled=configured.enabled or rerank, **settings)
     if out is not None:
         check_output(out, "dir")
         check_output(out / "ranking.csv", "file")
@@ -76,7 +87,7 @@ def search(
     queries = query_features(query, gallery, checkpoint, camid=camid, platform=platform, device=device)
     results = search_gallery(
         queries, gallery, k, backend=backend, device=resolve_device(device), chunk_rows=chunk_rows,
-        rerank=RerankParams(k1, k2, lambda_value) if rerank else None, rerank_max_gallery=rerank_max_gallery,
+        rerank=rerank_options, rerank_max_gallery=rerank_max_gallery,
         keep_self=keep_self,
     )
     typer.echo(results.table(max_queries=show))

@@ -230,24 +230,34 @@ class Config:
 # The allowed values of every key live here, once: CHOICES (a set of values), POSITIVE (> 0), RANGES (an
 # interval), RULES (relations between keys). The loader checks them whenever a config is loaded or handed to a
 # command, and command-line options that set a config key are checked against that key's entry. OPTIONS holds
-# the ranges of command-line options that are not config keys.
-PLATFORMS = ("ground", "aerial")
+# the ranges of command-line options that are not config keys. The modules that act on a set of values import its
+# constant from here rather than spelling it again.
+PLATFORMS = ("ground", "aerial")  # index = the `platform` code in batches (0 = ground, 1 = aerial)
+SAMPLING_MODES = ("restricted_random", "segment_begin", "consecutive", "all")  # `all` = dense, test time only
+INTERPOLATIONS = ("bicubic", "bilinear")
+ACTIVATION_CHOICES = ("auto", "quick_gelu", "gelu")
+PROMPT_KEYS = ("camera", "platform", "altitude", "distance")
+POOLING_MODES = ("attention", "mean")
+TRAIN_STAGES = ("stage1", "stage2")
+DISTANCE_METRICS = ("cosine", "euclidean")
+JUNK_RULES = ("camera", "tracklet")
+AP_INTERPOLATIONS = ("none", "trapezoid")
 CHOICES: dict[str, tuple] = {
     "device": ("auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(16))),
     "precision": ("auto", "fp32", "bf16", "fp16"),
-    "data.interpolation": ("bicubic", "bilinear"),
-    "data.train_sampling": ("restricted_random", "segment_begin", "consecutive"),
-    "data.test_sampling": ("restricted_random", "segment_begin", "consecutive", "all"),
+    "data.interpolation": INTERPOLATIONS,
+    "data.train_sampling": SAMPLING_MODES[:3],
+    "data.test_sampling": SAMPLING_MODES,
     "data.aug.degrade_platforms": PLATFORMS,
-    "model.pos_resize": ("bicubic", "bilinear"),
-    "model.activation": ("auto", "quick_gelu", "gelu"),
-    "model.pbp.key": ("camera", "platform", "altitude", "distance"),
-    "model.pooling": ("attention", "mean"),
-    "train.stages": ("stage1", "stage2"),
-    "train.stage2.loss.triplet_metric": ("cosine", "euclidean"),
-    "eval.metric": ("cosine", "euclidean"),
-    "eval.junk": ("camera", "tracklet"),
-    "eval.ap_interpolation": ("none", "trapezoid"),
+    "model.pos_resize": INTERPOLATIONS,
+    "model.activation": ACTIVATION_CHOICES,
+    "model.pbp.key": PROMPT_KEYS,
+    "model.pooling": POOLING_MODES,
+    "train.stages": TRAIN_STAGES,
+    "train.stage2.loss.triplet_metric": DISTANCE_METRICS,
+    "eval.metric": DISTANCE_METRICS,
+    "eval.junk": JUNK_RULES,
+    "eval.ap_interpolation": AP_INTERPOLATIONS,
 }
 POSITIVE: tuple[str, ...] = (
     "model.image_size",

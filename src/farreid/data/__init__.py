@@ -2,7 +2,14 @@
 the batch loaders, and a synthetic aerial-ground data generator (`farreid.data.synthetic`)."""
 
 from farreid.data.holdout import holdout_identities
-from farreid.data.loader import ClipDataset, TrainLoader, build_test_loader, build_train_loader, collate_clips
+from farreid.data.loader import (
+    ClipDataset,
+    TrainLoader,
+    build_test_loader,
+    build_train_loader,
+    collate_clips,
+    eval_clips,
+)
 from farreid.data.registry import (
     available_datasets,
     build_dataset,
@@ -10,7 +17,7 @@ from farreid.data.registry import (
     register_dataset,
 )
 from farreid.data.sampler import IdentityBatchSampler
-from farreid.data.sampling import MODES as SAMPLING_MODES
+from farreid.data.sampling import SAMPLING_MODES
 from farreid.data.scan import verify_frames
 from farreid.data.tracklet import (
     PLATFORMS,
@@ -44,6 +51,7 @@ __all__ = [
     "build_test_loader",
     "build_train_loader",
     "collate_clips",
+    "eval_clips",
     "holdout_identities",
     "register_dataset",
     "stats_table",

@@ -10,7 +10,8 @@ Platform and metadata come from the first frame's file name (fields split on "_"
   whose 8th field is a view letter (F/L/R/B); camid 0.
 - aerial: `PID_DD_MM_YYYY_HH_MM_DroneHeight_Distance_Angle_Location_..._SessionID[_frame]`: altitude = field 6,
   horizontal distance = field 7, pitch = field 8, session = the last field of the form `S<k>`; camid = session
-  (1 or 2), so that camera-based junk filtering makes A2A cross-session, as the reference evaluation does.
+  (1 or 2), so that the camera junk rule (`farreid.eval.ranking.JunkRule`) makes A2A cross-session, as the
+  reference evaluation does.
 Train pids are relabelled 0..N-1 (sorted by raw pid); query/gallery keep raw pids. A test folder whose identity
 folders are not integers, or that holds tracklet folders directly (`query/<tracklet>/*.jpg`), is anonymised:
 its tracklets load with pid -1 so rankings can still be written.

@@ -1,7 +1,8 @@
 """From tracklets to batches: the clip dataset, the collate function and the train/test DataLoader builders.
 
-A batch is a dict (see CONTRACTS.md): `clip` float32 (B, T, 3, H, W) ImageNet-normalised, `mask` bool (B, T),
-`pid`, `camid`, `platform` (0 ground, 1 aerial), `index` int64 (B,), `altitude`, `distance` float32 (B,) (NaN unknown).
+A batch is a dict (`collate_clips`; the engine's `Batch`): `clip` float32 (B, T, 3, H, W) ImageNet-normalised,
+`mask` bool (B, T), `pid`, `camid`, `platform` (0 ground, 1 aerial), `index` int64 (B,), `altitude`, `distance`
+float32 (B,) (NaN unknown).
 
 Randomness is keyed, not global: a training item is requested as (tracklet index, epoch, batch position, slot),
 and its frame choice and augmentation come from generators seeded by that key and the loader seed. Results are
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from farreid.data.decode import load_clip
 from farreid.data.sampler import IdentityBatchSampler
-from farreid.data.sampling import MODES, dense_chunks, num_chunks, sample_clip
+from farreid.data.sampling import SAMPLING_MODES, dense_chunks, num_chunks, sample_clip
 from farreid.data.tracklet import Tracklet, nan_if_none
 from farreid.data.transforms import ClipAugment, ClipEval
 from farreid.errors import FarreidError
@@ -45,7 +46,11 @@ def one_thread() -> Iterator[None]:
 
 
 class ClipDataset(Dataset):
-    """Clips of a list of tracklets: one item per tracklet, or one per chunk of T frames when `sampling="all"`."""
+    """Clips of a list of tracklets: one item per tracklet, or one per chunk of T frames when `sampling="all"`.
+
+    Frames are read from the tracklet's files (`read_frames`; `farreid.inference.inputs.MemoryClips` serves
+    decoded tensors through the same class). Test-time clips are built by `eval_clips`.
+    """
 
     def __init__(
         self,
@@ -57,8 +62,8 @@ class ClipDataset(Dataset):
         seed: int = 0,
         interpolation: str = "bicubic",
     ):
-        if sampling not in MODES:
-            raise FarreidError(f"temporal sampling must be one of {MODES}, got {sampling!r}")
+        if sampling not in SAMPLING_MODES:
+            raise FarreidError(f"temporal sampling must be one of {SAMPLING_MODES}, got {sampling!r}")
         self.tracklets = tracklets
         self.size = (int(size[0]), int(size[1]))
         self.num_frames = int(num_frames)
@@ -74,6 +79,15 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def num_tracklets(self) -> int:
+        """Tracklets served (items are their clips: several per tracklet with `sampling="all"`)."""
+        return len(self.tracklets)
+
+    def read_frames(self, tracklet: Any, frame_idx: np.ndarray) -> torch.Tensor:
+        """(T, 3, H, W) uint8 frames `frame_idx` of `tracklet`, at the dataset's size."""
+        return load_clip(tracklet.frames.paths(frame_idx.tolist()), self.size, self.interpolation)
+
     def __getitem__(self, key: int | tuple[int, ...]) -> dict[str, Any]:
         """`key` is an item position, or (tracklet index, *extra key) from a keyed batch sampler."""
         if isinstance(key, tuple):
@@ -83,13 +97,13 @@ class ClipDataset(Dataset):
             extra = (key,)
         tracklet = self.tracklets[index]
         rng = np.random.default_rng([self.seed, index, *extra])
-        n = len(tracklet.frames)
+        n = len(tracklet)
         if self.sampling == "all":
             frame_idx, mask = dense_chunks(n, self.num_frames)[chunk]
         else:
             frame_idx, mask = sample_clip(self.sampling, n, self.num_frames, rng), np.ones(self.num_frames, bool)
         with one_thread():
-            frames = load_clip(tracklet.frames.paths(frame_idx.tolist()), self.size, self.interpolation)
+            frames = self.read_frames(tracklet, frame_idx)
             generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
             clip = self.transform(frames, tracklet.platform, generator)
         return {
@@ -197,19 +211,26 @@ def build_train_loader(
     return TrainLoader(dataset, sampler, data_cfg.workers, seed)
 
 
+def eval_clips(
+    tracklets: Sequence[Tracklet], data_cfg: Any, size: tuple[int, int], *, dense: bool = False, seed: int = 0
+) -> ClipDataset:
+    """Deterministic test-time clips from a `DataConfig` (`test_frames`, `test_sampling`, interpolation) of frames
+    resized to `size` (the model's `model.image_size`): one clip a tracklet, or every frame in chunks of
+    `test_frames` when `dense` (`eval.dense`). Validation during training and test evaluation cut their clips here."""
+    sampling = "all" if dense else data_cfg.test_sampling
+    return ClipDataset(tracklets, size, data_cfg.test_frames, sampling, ClipEval(), seed, data_cfg.interpolation)
+
+
 def build_test_loader(
     tracklets: Sequence[Tracklet],
     data_cfg: Any,
     size: tuple[int, int],
     batch_size: int = 8,
-    sampling: str | None = None,
+    dense: bool = False,
     seed: int = 0,
 ) -> DataLoader:
-    """Test batches of frames resized to `size`, in tracklet order (chunks of a tracklet are consecutive when `sampling="all"`)."""
-    dataset = ClipDataset(
-        tracklets, size, data_cfg.test_frames, sampling or data_cfg.test_sampling,
-        ClipEval(), seed, data_cfg.interpolation,
-    )
+    """Test batches of `eval_clips` in tracklet order (chunks of a tracklet are consecutive when `dense`)."""
+    dataset = eval_clips(tracklets, data_cfg, size, dense=dense, seed=seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,

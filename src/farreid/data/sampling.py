@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from farreid.config.schema import SAMPLING_MODES
 from farreid.errors import FarreidError
-
-MODES = ("restricted_random", "segment_begin", "consecutive", "all")
 
 
 def _bounds(n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,4 +65,6 @@ def sample_clip(mode: str, n: int, t: int, rng: np.random.Generator) -> np.ndarr
         return segment_begin(n, t)
     if mode == "consecutive":
         return consecutive(n, t, rng)
-    raise FarreidError(f"temporal sampling must be one of {MODES[:3]} here (or 'all' for dense chunks), got {mode!r}")
+    raise FarreidError(
+        f"temporal sampling must be one of {SAMPLING_MODES[:3]} here (or 'all' for dense chunks), got {mode!r}"
+    )

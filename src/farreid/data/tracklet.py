@@ -15,9 +15,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
+from farreid.config.schema import PLATFORMS
 from farreid.errors import FarreidError
-
-PLATFORMS = ("ground", "aerial")  # index = the `platform` code in batches (0 = ground, 1 = aerial)
 
 
 class FrameList(Sequence[str]):
@@ -236,11 +235,6 @@ class ReIDDataset:
     @property
     def num_train_pids(self) -> int:
         return self.train.num_pids
-
-    @property
-    def train_camids(self) -> list[int]:
-        """Sorted camera ids of the train split (the prompt keys when keyed by camera)."""
-        return sorted({t.camid for t in self.train})
 
     def protocol(self, name: str) -> Protocol:
         if name not in self.protocols:

@@ -30,7 +30,15 @@ def infer_num_keys(cfg: Config, dataset: Any) -> int:
 
 
 def build_training_parts(cfg: Config, ctx: DistContext) -> TrainingParts:
-    from farreid.data import ClipDataset, ClipEval, build_dataset_from_config, build_train_loader, collate_clips, holdout_identities
+    from farreid.data import (
+        ClipDataset,
+        ClipEval,
+        build_dataset_from_config,
+        build_train_loader,
+        collate_clips,
+        holdout_identities,
+        eval_clips,
+    )
     from farreid.models import FarReID
 
     data = cfg.data
@@ -44,18 +52,20 @@ def build_training_parts(cfg: Config, ctx: DistContext) -> TrainingParts:
         check_stage1_batch(cfg.train.stage1.batch_size, len(train_set), ctx.world_size)
 
     size = tuple(cfg.model.image_size)  # the model's input contract: frames are resized to it
-    fixed = data.test_sampling if data.test_sampling != "all" else "segment_begin"  # one clip per tracklet
+    # the stage-1 cache holds one clip per tracklet; validation clips are test clips (dense per eval.dense)
+    fixed = data.test_sampling if data.test_sampling != "all" else "segment_begin"
+    features = ClipDataset(train_set, size, data.train_frames, fixed, ClipEval(), cfg.seed, data.interpolation)
 
-    def clips(tracklets: Any, frames: int) -> ClipDataset:
-        return ClipDataset(tracklets, size, frames, fixed, ClipEval(), cfg.seed, data.interpolation)
+    def val_clips(tracklets: Any) -> ClipDataset | None:
+        return eval_clips(tracklets, data, size, dense=cfg.eval.dense, seed=cfg.seed) if tracklets is not None else None
 
     model = FarReID(cfg.model, num_classes, infer_num_keys(cfg, dataset))
     return TrainingParts(
         model=model,
         num_classes=num_classes,
         train_loader=build_train_loader(train_set, data, size, seed=cfg.seed, num_replicas=ctx.world_size, rank=ctx.rank),
-        feature_dataset=clips(train_set, data.train_frames),
-        val_query=clips(val_query, data.test_frames) if val_query is not None else None,
-        val_gallery=clips(val_gallery, data.test_frames) if val_gallery is not None else None,
+        feature_dataset=features,
+        val_query=val_clips(val_query),
+        val_gallery=val_clips(val_gallery),
         collate_fn=collate_clips,
     )

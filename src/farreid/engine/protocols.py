@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 Batch = dict[str, Tensor]
 """A collated clip batch: `clip` (B, T, 3, H, W), `mask` (B, T), `pid`, `camid`, `platform`, `altitude`,
-`distance`, `index` (B,) — see CONTRACTS.md."""
+`distance`, `index` (B,), as `farreid.data.collate_clips` makes it."""
 
 NamedParams = Iterable[Union[nn.Parameter, tuple[str, nn.Parameter]]]
 

@@ -258,9 +258,8 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------------------
     def _validate(self, model: nn.Module) -> dict[str, float]:
         metrics = validate(
-            model, self.parts.val_query, self.parts.val_gallery, precision=self.precision, ctx=self.ctx,
-            batch_size=self.cfg.eval.batch_size, junk=self.cfg.eval.junk, metric=self.cfg.eval.metric,
-            workers=self.cfg.data.workers, collate_fn=self.parts.collate_fn,
+            model, self.parts.val_query, self.parts.val_gallery, self.cfg.eval, precision=self.precision,
+            ctx=self.ctx, workers=self.cfg.data.workers, collate_fn=self.parts.collate_fn,
         )
         return broadcast_object(metrics, self.ctx)
 

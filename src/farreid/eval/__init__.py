@@ -5,8 +5,8 @@ Everything here works on features plus metadata; `extract_features` is the one b
 """
 
 from farreid.eval.collect import RankingCollector, TopKCollector
-from farreid.eval.distance import distance_chunks, matrix_chunks, pairwise_distance
-from farreid.eval.extract import extract_features
+from farreid.eval.distance import distance_chunks, distance_matrix, matrix_chunks
+from farreid.eval.extract import EmbeddingSums, embedding_sums, extract_features
 from farreid.eval.features import FeatureSet, load_feature_set, read_feature_metadata, save_feature_set
 from farreid.eval.metrics import RankAccumulator, RankResult, evaluate_rank
 from farreid.eval.pipeline import run_evaluation
@@ -17,11 +17,12 @@ from farreid.eval.protocols import (
     evaluate_protocol,
     evaluate_protocols,
 )
-from farreid.eval.rerank import RerankParams, re_ranking, rerank_feature_chunks, rerank_matrix_chunks
+from farreid.eval.rerank import re_ranking, rerank_feature_chunks, rerank_matrix_chunks
 from farreid.eval.store import load_protocols, save_protocol
 from farreid.eval.submission import read_submission, score_submission, write_submission
 
 __all__ = [
+    "EmbeddingSums",
     "EvaluationResult",
     "FeatureSet",
     "ProtocolData",
@@ -29,9 +30,10 @@ __all__ = [
     "RankAccumulator",
     "RankResult",
     "RankingCollector",
-    "RerankParams",
     "TopKCollector",
     "distance_chunks",
+    "distance_matrix",
+    "embedding_sums",
     "evaluate_protocol",
     "evaluate_protocols",
     "evaluate_rank",
@@ -39,7 +41,6 @@ __all__ = [
     "load_feature_set",
     "load_protocols",
     "matrix_chunks",
-    "pairwise_distance",
     "re_ranking",
     "read_feature_metadata",
     "read_submission",

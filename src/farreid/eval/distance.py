@@ -13,16 +13,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from farreid.config.schema import DISTANCE_METRICS
 from farreid.errors import FarreidError
 
-METRICS = ("cosine", "euclidean")
 DistanceChunks = Iterable[tuple[int, torch.Tensor]]
 DistanceInput = Union[torch.Tensor, np.ndarray, DistanceChunks]
 
 
 def _check_metric(metric: str) -> None:
-    if metric not in METRICS:
-        raise FarreidError(f"unknown distance metric {metric!r}; choose one of {', '.join(METRICS)}")
+    if metric not in DISTANCE_METRICS:
+        raise FarreidError(f"unknown distance metric {metric!r}; choose one of {', '.join(DISTANCE_METRICS)}")
 
 
 def as_float_tensor(x: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
@@ -50,7 +50,7 @@ def _block(query: torch.Tensor, g_t: torch.Tensor, g_sq: torch.Tensor | None, me
     return squared.clamp_min_(0.0).sqrt_()
 
 
-def pairwise_distance(query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
+def distance_matrix(query: torch.Tensor, gallery: torch.Tensor, metric: str = "cosine") -> torch.Tensor:
     """Distances (q, g) in float32: cosine = 1 - cos(q, g); euclidean = ||q - g|| (not squared)."""
     _check_metric(metric)
     return _block(query, *_gallery_side(gallery, metric), metric)

@@ -1,4 +1,5 @@
-"""Embed every tracklet a loader yields, with horizontal-flip test-time augmentation.
+"""Embed every tracklet a loader yields, with horizontal-flip test-time augmentation: the one embedding path of
+test extraction (`ReIDModel`, `farreid eval`) and of validation during training (`farreid.engine.validate`).
 
 Works with any `embed_fn(batch) -> (B, D)` over the batch dicts of `farreid.data` (clip, mask, index, ...), so it
 serves a trained `FarReID` (`lambda b: model.embed(b["clip"], model.prompt_keys(b), b["mask"])`), an exported
@@ -9,7 +10,8 @@ each chunk's number of real frames (`mask`), so every frame counts once.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,31 +34,53 @@ def _embed(embed_fn: EmbedFn, batch: dict[str, Any], flip: bool, normalize: bool
     return F.normalize(out, dim=1) if normalize else out
 
 
-def extract_features(
+@dataclass
+class EmbeddingSums:
+    """Per tracklet, the frame-weighted sum of its clips' embeddings, its frame count and the label fields asked
+    for. Sums add up: the shares of several processes give the same features as one pass over everything."""
+
+    sums: torch.Tensor | None  # (N, D) float64; None until a clip was embedded
+    weights: torch.Tensor  # (N,) float64, real frames seen per tracklet
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)  # field -> (N,) int64, per tracklet
+
+    def __add__(self, other: "EmbeddingSums") -> "EmbeddingSums":
+        if self.sums is None or other.sums is None:
+            sums = self.sums if other.sums is None else other.sums
+        else:
+            sums = self.sums + other.sums
+        seen = other.weights > 0
+        labels = {k: torch.where(seen, other.labels[k], v) for k, v in self.labels.items()}
+        return EmbeddingSums(sums, self.weights + other.weights, labels)
+
+    def features(self, normalize: bool = True) -> torch.Tensor:
+        """(N, D) float32: the frame-weighted mean of each tracklet's clip embeddings (L2-normalised)."""
+        num_items = len(self.weights)
+        missing = int((self.weights == 0).sum())
+        if self.sums is None or missing:
+            raise FarreidError(f"extract_features: {missing or num_items} of {num_items} tracklets got no embedding")
+        out = (self.sums / self.weights[:, None]).float()
+        return F.normalize(out, dim=1) if normalize else out
+
+
+def embedding_sums(
     embed_fn: EmbedFn,
     loader: Iterable[dict[str, Any]],
+    num_items: int,
     precision: Precision | None = None,
     flip: bool = True,
     normalize: bool = True,
-    num_items: int | None = None,
-) -> torch.Tensor:
-    """(N, D) float32 CPU embeddings, row i = the tracklet with `index` i.
-
-    flip: average with the embedding of the horizontally flipped clip. normalize: L2-normalise the flip
-    average and the final (chunk-averaged) embedding. num_items: N, by default `len(loader.dataset)`.
-    """
+    labels: Sequence[str] = (),
+) -> EmbeddingSums:
+    """The sums behind `extract_features` over the batches `loader` yields (all of a data set, or one process's
+    share of it), with the batch fields named in `labels` recorded per tracklet."""
     precision = precision or Precision(torch.device("cpu"))
-    if num_items is None:
-        dataset = getattr(loader, "dataset", None)
-        if dataset is None:
-            raise FarreidError("extract_features needs num_items when the loader has no .dataset")
-        num_items = len(dataset)
     sums: torch.Tensor | None = None
     weights = torch.zeros(num_items, dtype=torch.float64)
+    recorded = {k: torch.full((num_items,), -1, dtype=torch.int64) for k in labels}
     clips = len(loader.dataset) if hasattr(loader, "dataset") else None  # dense sampling: several clips a tracklet
     with torch.inference_mode(), progress(desc="extracting features", total=clips, unit="clip") as bar:
         for batch in loader:
-            for key in ("clip", "index"):
+            for key in ("clip", "index", *labels):
                 if key not in batch:
                     raise FarreidError(f"extract_features: batch has no {key!r} entry (keys: {sorted(batch)})")
             index = batch["index"].long().cpu()
@@ -77,9 +101,28 @@ def extract_features(
                 sums = torch.zeros(num_items, emb.shape[1], dtype=torch.float64)
             sums.index_add_(0, index, emb.double() * frames[:, None])
             weights.index_add_(0, index, frames)
+            for key, column in recorded.items():
+                column[index] = torch.as_tensor(batch[key]).long().cpu()
             bar.update(len(index))
-    missing = int((weights == 0).sum())
-    if sums is None or missing:
-        raise FarreidError(f"extract_features: {missing or num_items} of {num_items} tracklets got no embedding")
-    out = (sums / weights[:, None]).float()
-    return F.normalize(out, dim=1) if normalize else out
+    return EmbeddingSums(sums, weights, recorded)
+
+
+def extract_features(
+    embed_fn: EmbedFn,
+    loader: Iterable[dict[str, Any]],
+    precision: Precision | None = None,
+    flip: bool = True,
+    normalize: bool = True,
+    num_items: int | None = None,
+) -> torch.Tensor:
+    """(N, D) float32 CPU embeddings, row i = the tracklet with `index` i.
+
+    flip: average with the embedding of the horizontally flipped clip. normalize: L2-normalise the flip
+    average and the final (chunk-averaged) embedding. num_items: N, by default `len(loader.dataset)`.
+    """
+    if num_items is None:
+        dataset = getattr(loader, "dataset", None)
+        if dataset is None:
+            raise FarreidError("extract_features needs num_items when the loader has no .dataset")
+        num_items = len(dataset)
+    return embedding_sums(embed_fn, loader, num_items, precision, flip, normalize).features(normalize)

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from farreid.config.schema import AP_INTERPOLATIONS
 from farreid.errors import FarreidError
 from farreid.eval.distance import DistanceInput, as_chunks
-from farreid.eval.ranking import RelevantItems, relevant_items, relevant_positions
+from farreid.eval.ranking import JunkRule, RelevantItems, relevant_positions
 
 
 @dataclass
@@ -120,8 +121,6 @@ class RankResult:
         )
 
 
-AP_INTERPOLATIONS = ("none", "trapezoid")
-
 
 def _chunk_outcomes(
     positions: np.ndarray, rel: RelevantItems, map_at: tuple[int, ...], ap_interpolation: str = "none"
@@ -175,7 +174,7 @@ class RankAccumulator:
         q_camids: np.ndarray | None = None,
         g_camids: np.ndarray | None = None,
         *,
-        junk: str = "camera",
+        junk: str | JunkRule = "camera",
         q_names: list[str] | None = None,
         g_names: list[str] | None = None,
         max_rank: int = 50,
@@ -188,7 +187,7 @@ class RankAccumulator:
         if ap_interpolation not in AP_INTERPOLATIONS:
             raise FarreidError(f"AP interpolation must be one of {AP_INTERPOLATIONS}, got {ap_interpolation!r}")
         self.ap_interpolation = ap_interpolation
-        self.rel = relevant_items(q_pids, g_pids, q_camids, g_camids, junk, q_names, g_names)
+        self.rel = JunkRule.of(junk).relevant_items(q_pids, g_pids, q_camids, g_camids, q_names, g_names)
         self.num_query, self.num_gallery = len(self.rel.ptr) - 1, len(g_pids)
         self.max_rank, self.map_at, self.backend = max_rank, tuple(map_at), backend
         self.seen = np.zeros(self.num_query, dtype=bool)
@@ -231,7 +230,7 @@ def evaluate_rank(
     q_camids: np.ndarray | None = None,
     g_camids: np.ndarray | None = None,
     *,
-    junk: str = "camera",
+    junk: str | JunkRule = "camera",
     q_names: list[str] | None = None,
     g_names: list[str] | None = None,
     max_rank: int = 50,

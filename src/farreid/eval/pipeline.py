@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from farreid.config.schema import EvalConfig
 from farreid.eval.pictures import MATCH, MISMATCH, NEUTRAL, QUERY, Item, ranked_strip, safe_file_name, save_png
 from farreid.eval.protocols import CASE_ORDER, TABLE_METRICS, EvaluationResult, ProtocolData, evaluate_protocols
+from farreid.eval.ranking import JunkRule
 from farreid.eval.report import figure, html_table, percent, png_bytes, render_cmc_plot, section, write_html_report
-from farreid.eval.rerank import RerankParams
 from farreid.eval.submission import check_gallery_names, write_submission
 from farreid.utils.io import atomic_write_json, atomic_write_text, remove_stale_temps, safe_join
 from farreid.utils.log import get_logger
@@ -36,15 +37,8 @@ class Picture:
     caption: str
 
 
-def _is_junk(data: ProtocolData, qi: int, gi: int, junk: str) -> bool:
-    q, g = data.query, data.gallery
-    if junk == "tracklet":
-        return q.names[qi] == g.names[gi]
-    return q.pids[qi] == g.pids[gi] and q.camids[qi] == g.camids[gi]
-
-
 def protocol_pictures(
-    data: ProtocolData, topk: np.ndarray, out_dir: Path, num_queries: int, junk: str = "camera"
+    data: ProtocolData, topk: np.ndarray, out_dir: Path, num_queries: int, junk: JunkRule = JunkRule()
 ) -> list[Picture]:
     """Strips for `num_queries` evenly spaced queries of a protocol, saved under `out_dir/pictures/<protocol>/`."""
     q, g = data.query, data.gallery
@@ -57,7 +51,8 @@ def protocol_pictures(
         query = Item(q.frames[qi], q.names[qi], "query", QUERY)
         gallery, listed = [], []
         for r, gi in enumerate(topk[qi]):
-            if not data.labelled or _is_junk(data, qi, gi, junk):
+            if not data.labelled or junk.is_junk(q.pids[qi], q.camids[qi], q.names[qi], g.pids[gi], g.camids[gi],
+                                                  g.names[gi]):
                 color, mark = NEUTRAL, "?" if not data.labelled else "junk"
             else:
                 color, mark = (MATCH, "same id") if g.pids[gi] == q.pids[qi] else (MISMATCH, "other id")
@@ -94,35 +89,25 @@ def evaluation_sections(result: EvaluationResult, pictures: list[Picture]) -> li
 def run_evaluation(
     protocols: list[ProtocolData],
     out_dir: str | Path,
+    options: EvalConfig | None = None,
     *,
-    metric: str = "cosine",
-    junk: str = "camera",
-    max_rank: int = 50,
-    map_at: tuple[int, ...] = (10,),
-    rerank: RerankParams | None = None,
-    chunk_size: int = 1024,
     device: torch.device | str = "cpu",
-    write_csv: bool = True,
-    show_queries: int = 4,
-    show_topk: int = 10,
     title: str = "farreid evaluation",
-    ap_interpolation: str = "none",
 ) -> EvaluationResult:
-    """Evaluate every protocol and write metrics.json, summary.txt, submission.csv, pictures and report.html."""
+    """Evaluate every protocol and write metrics.json, summary.txt, submission.csv, pictures and report.html, as
+    `options` (`eval.*`: metric, junk rule, re-ranking, CSV, pictures, ...) asks."""
+    options = options or EvalConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)  # left by a killed evaluation
     cases = [p for p in protocols if p.name in CASE_ORDER]
-    want_csv = write_csv and bool(cases)
-    if write_csv and not cases:
+    want_csv = options.write_csv and bool(cases)
+    if options.write_csv and not cases:
         log.info(f"no challenge case among protocols {[p.name for p in protocols]}: submission CSV skipped")
     for data in cases if want_csv else []:
         check_gallery_names(data)  # before the long work, not after
-    result = evaluate_protocols(
-        protocols, metric=metric, junk=junk, max_rank=max_rank, map_at=map_at, rerank=rerank,
-        chunk_size=chunk_size, device=device, topk=max(show_topk, 1), keep_ranking=want_csv,
-        ap_interpolation=ap_interpolation,
-    )
+    result = evaluate_protocols(protocols, options, device=device, topk=max(options.show_topk, 1),
+                                keep_ranking=want_csv)
     table = result.table()
     log.info("evaluation summary (%):\n" + table)
     atomic_write_text(out_dir / "summary.txt", table + "\n")
@@ -135,8 +120,10 @@ def run_evaluation(
     for p in result.protocols:
         p.ranking = None  # the whole order is only needed for the CSV; free it
     pictures = []
+    junk = JunkRule(options.junk)
     for p in result.protocols:
-        pictures += protocol_pictures(by_name[p.name], p.topk[:, :show_topk], out_dir, show_queries, junk)
+        pictures += protocol_pictures(by_name[p.name], p.topk[:, :options.show_topk], out_dir, options.show_queries,
+                                      junk)
     write_html_report(out_dir / "report.html", title, evaluation_sections(result, pictures))
     log.info(f"wrote {out_dir / 'report.html'}")
     return result

@@ -7,17 +7,19 @@ the VReID-XFD leaderboard's overall score behaves) and the unweighted mean of th
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from farreid.config.schema import EvalConfig
 from farreid.errors import FarreidError
 from farreid.eval.collect import RankingCollector, TopKCollector
 from farreid.eval.distance import distance_chunks
 from farreid.eval.features import FeatureSet
 from farreid.eval.metrics import RankAccumulator, RankResult
-from farreid.eval.rerank import RerankParams, rerank_feature_chunks
+from farreid.eval.ranking import JunkRule
+from farreid.eval.rerank import rerank_feature_chunks
 from farreid.utils.log import get_logger
 
 CASE_ORDER = ("A2G", "G2A", "A2A")
@@ -62,26 +64,24 @@ def protocol_order(names: list[str]) -> list[str]:
 
 def evaluate_protocol(
     data: ProtocolData,
+    options: EvalConfig | None = None,
     *,
-    metric: str = "cosine",
-    junk: str = "camera",
-    max_rank: int = 50,
-    map_at: tuple[int, ...] = (10,),
-    rerank: RerankParams | None = None,
-    chunk_size: int = 1024,
     device: torch.device | str = "cpu",
     topk: int = 10,
     keep_ranking: bool = False,
-    ap_interpolation: str = "none",
 ) -> ProtocolResult:
-    """Distances (or re-ranked distances) streamed once into the metrics and the ranking collectors."""
+    """Distances (or re-ranked distances) streamed once into the metrics and the ranking collectors.
+
+    `options` supplies metric, junk rule, max_rank, map_at, ap_interpolation, query_chunk and rerank (`eval.*`).
+    """
+    options = options or EvalConfig()
     q, g = data.query, data.gallery
     consumers: list = []
     acc = None
     if data.labelled:
         acc = RankAccumulator(
-            q.pids, g.pids, q.camids, g.camids, junk=junk, q_names=q.names, g_names=g.names,
-            max_rank=max_rank, map_at=map_at, ap_interpolation=ap_interpolation,
+            q.pids, g.pids, q.camids, g.camids, junk=JunkRule(options.junk), q_names=q.names, g_names=g.names,
+            max_rank=options.max_rank, map_at=tuple(options.map_at), ap_interpolation=options.ap_interpolation,
         )
         consumers.append(acc)
     top = TopKCollector(len(q), len(g), topk)
@@ -89,14 +89,15 @@ def evaluate_protocol(
     full = RankingCollector(len(q), len(g)) if keep_ranking else None
     if full is not None:
         consumers.append(full)
-    if rerank is not None:
+    rerank = options.rerank
+    if rerank.enabled:
         chunks = rerank_feature_chunks(
             q.features, g.features, rerank.k1, rerank.k2, rerank.lambda_value,
             # re-ranked chunks carry ~4 (chunk x gallery) float buffers while the Jaccard sums run: keep them small
-            normalize=metric == "cosine", chunk_size=min(chunk_size, 256), device=device,
+            normalize=options.metric == "cosine", chunk_size=min(options.query_chunk, 256), device=device,
         )
     else:
-        chunks = distance_chunks(q.features, g.features, metric, chunk_size, device)
+        chunks = distance_chunks(q.features, g.features, options.metric, options.query_chunk, device)
     for start, block in chunks:
         for consumer in consumers:
             consumer.update(start, block)
@@ -172,66 +173,32 @@ def _pct(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
-def check_junk_rule(data: ProtocolData, junk: str) -> None:
-    """Refuse the camera junk rule on one-camera data, where it leaves no query a match (every positive is in the
-    query's own camera) and the metrics would be empty; the tracklet rule is what such data needs. With several
-    cameras and still no cross-camera match, warn."""
-    if junk != "camera" or not data.labelled:
-        return
-    q, g = data.query, data.gallery
-    cameras: dict[int, set[int]] = {}
-    names: dict[int, set[str]] = {}
-    for pid, camid, name in zip(g.pids.tolist(), g.camids.tolist(), g.names):
-        cameras.setdefault(pid, set()).add(camid)
-        names.setdefault(pid, set()).add(name)
-    cross_camera = sum(bool(cameras.get(p, set()) - {c}) for p, c in zip(q.pids.tolist(), q.camids.tolist()))
-    other_tracklet = sum(bool(names.get(p, set()) - {n}) for p, n in zip(q.pids.tolist(), q.names))
-    if cross_camera or not other_tracklet:
-        return
-    used = sorted(set(q.camids.tolist()) | set(g.camids.tolist()))
-    message = (
-        f"protocol {data.name}: no query has its identity in another camera ({len(q)} queries and {len(g)} gallery "
-        f"tracklets from camera{'s' if len(used) > 1 else ''} {', '.join(map(str, used))}), so the camera junk rule "
-        "(eval.junk=camera: the same person in the same camera is not a match) leaves no query to score"
-    )
-    if len(used) > 1:
-        log.warning(message)
-        return
-    raise FarreidError(
-        f"{message}. For one-camera footage pass eval.junk=tracklet: only the query's own tracklet is left out, so "
-        f"the other tracklets of its identity count ({other_tracklet} of {len(q)} queries have some)"
-    )
-
-
 def evaluate_protocols(
     protocols: list[ProtocolData],
+    options: EvalConfig | None = None,
     *,
-    metric: str = "cosine",
-    junk: str = "camera",
-    max_rank: int = 50,
-    map_at: tuple[int, ...] = (10,),
-    rerank: RerankParams | None = None,
-    chunk_size: int = 1024,
     device: torch.device | str = "cpu",
     topk: int = 10,
     keep_ranking: bool = False,
-    ap_interpolation: str = "none",
 ) -> EvaluationResult:
     """`evaluate_protocol` for each protocol, in challenge case order; the settings are recorded."""
+    options = options or EvalConfig()
     if not protocols:
         raise FarreidError("no protocols to evaluate")
     by_name = {p.name: p for p in protocols}
     if len(by_name) != len(protocols):
         raise FarreidError("protocol names must be unique")
-    for data in protocols:
-        check_junk_rule(data, junk)  # all of them before the first is ranked
-    options = dict(metric=metric, junk=junk, max_rank=max_rank, map_at=tuple(map_at), rerank=rerank,
-                   chunk_size=chunk_size, device=device, topk=topk, keep_ranking=keep_ranking,
-                   ap_interpolation=ap_interpolation)
+    junk = JunkRule(options.junk)
+    for data in protocols:  # all of them before the first is ranked
+        if data.labelled:
+            junk.check_scorable(data.name, data.query, data.gallery)
     results = []
     for name in protocol_order(list(by_name)):
         log.info(f"evaluating {name}: {len(by_name[name].query)} queries x {len(by_name[name].gallery)} gallery")
-        results.append(evaluate_protocol(by_name[name], **options))
-    settings = {"metric": metric, "junk": junk, "max_rank": max_rank, "map_at": list(map_at),
-                "ap_interpolation": ap_interpolation, "rerank": asdict(rerank) if rerank is not None else None}
+        results.append(evaluate_protocol(by_name[name], options, device=device, topk=topk, keep_ranking=keep_ranking))
+    rerank = options.rerank
+    settings = {"metric": options.metric, "junk": options.junk, "max_rank": options.max_rank,
+                "map_at": list(options.map_at), "ap_interpolation": options.ap_interpolation,
+                "rerank": {"k1": rerank.k1, "k2": rerank.k2, "lambda_value": rerank.lambda_value}
+                if rerank.enabled else None}
     return EvaluationResult(results, settings)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from farreid.eval.validity import integer_labels
+from farreid.config.schema import JUNK_RULES
 from farreid.errors import FarreidError
+from farreid.eval.validity import integer_labels
+from farreid.utils.log import get_logger
 
-JUNK_RULES = ("camera", "tracklet")
+log = get_logger("eval")
 
 
 @dataclass(frozen=True)
@@ -58,48 +61,98 @@ def _codes(q_names: list[str], g_names: list[str]) -> tuple[np.ndarray, np.ndarr
     return q, g
 
 
-def relevant_items(
-    q_pids: np.ndarray,
-    g_pids: np.ndarray,
-    q_camids: np.ndarray | None = None,
-    g_camids: np.ndarray | None = None,
-    junk: str = "camera",
-    q_names: list[str] | None = None,
-    g_names: list[str] | None = None,
-) -> RelevantItems:
-    """Positives and junk per query.
+@dataclass(frozen=True)
+class JunkRule:
+    """Which gallery items of a query are junk: left out of its ranking, neither a match nor a mismatch.
 
-    junk="camera": gallery items with the query's pid and camera are junk (Market-1501 / torchreid rule).
-    junk="tracklet": gallery items with the query's tracklet name are junk (the challenge CSV scorer's rule).
+    camera (`eval.junk=camera`, the Market-1501 / torchreid rule): the items of the query's identity seen by the
+    query's camera. A data set chooses what a camera is through its camids (DetReIDX gives an aerial tracklet
+    its session, which makes A2A cross-session). tracklet (the challenge scorer's rule): the items with the
+    query's tracklet name. Ranking, metrics, pictures and validation all ask this object.
     """
-    q_pids, g_pids = integer_labels(q_pids, "query pids"), integer_labels(g_pids, "gallery pids")
-    nq = len(q_pids)
-    counts, flat = _group_matches(q_pids, g_pids)
-    rows = np.repeat(np.arange(nq), counts)
-    if junk == "camera":
-        if q_camids is None or g_camids is None:
-            raise FarreidError("junk='camera' needs query and gallery camera ids")
-        q_cam, g_cam = integer_labels(q_camids, "query camera ids"), integer_labels(g_camids, "gallery camera ids")
-        if len(q_cam) != nq or len(g_cam) != len(g_pids):
-            raise FarreidError("camera ids must have one entry per query / gallery item")
-        is_junk = g_cam[flat] == q_cam[rows]
-    elif junk == "tracklet":
-        if q_names is None or g_names is None:
-            raise FarreidError("junk='tracklet' needs query and gallery tracklet names")
-        if len(q_names) != nq or len(g_names) != len(g_pids):
-            raise FarreidError("tracklet names must have one entry per query / gallery item")
-        q_code, g_code = _codes(list(q_names), list(g_names))
-        name_counts, name_flat = _group_matches(q_code, g_code)
-        rows = np.concatenate([rows, np.repeat(np.arange(nq), name_counts)])
-        flat = np.concatenate([flat, name_flat])
-        _, first = np.unique(rows * max(1, len(g_pids)) + flat, return_index=True)  # sorted by (row, gallery)
-        rows, flat = rows[first], flat[first]
-        is_junk = g_code[flat] == q_code[rows]
-    else:
-        raise FarreidError(f"unknown junk rule {junk!r}; choose one of {', '.join(JUNK_RULES)}")
-    ptr = np.zeros(nq + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=nq), out=ptr[1:])
-    return RelevantItems(ptr, flat, np.asarray(is_junk, dtype=bool))
+
+    name: str = "camera"
+
+    def __post_init__(self) -> None:
+        if self.name not in JUNK_RULES:
+            raise FarreidError(f"unknown junk rule {self.name!r}; choose one of {', '.join(JUNK_RULES)}")
+
+    @classmethod
+    def of(cls, junk: "str | JunkRule") -> "JunkRule":
+        return junk if isinstance(junk, JunkRule) else cls(junk)
+
+    def is_junk(self, q_pid: int, q_camid: int, q_name: str, g_pid: int, g_camid: int, g_name: str) -> bool:
+        """One (query, gallery) pair."""
+        if self.name == "tracklet":
+            return q_name == g_name
+        return q_pid == g_pid and q_camid == g_camid
+
+    def relevant_items(
+        self,
+        q_pids: np.ndarray,
+        g_pids: np.ndarray,
+        q_camids: np.ndarray | None = None,
+        g_camids: np.ndarray | None = None,
+        q_names: list[str] | None = None,
+        g_names: list[str] | None = None,
+    ) -> RelevantItems:
+        """Positives and junk of every query (the camera rule needs camera ids, the tracklet rule names)."""
+        q_pids, g_pids = integer_labels(q_pids, "query pids"), integer_labels(g_pids, "gallery pids")
+        nq = len(q_pids)
+        counts, flat = _group_matches(q_pids, g_pids)
+        rows = np.repeat(np.arange(nq), counts)
+        if self.name == "camera":
+            if q_camids is None or g_camids is None:
+                raise FarreidError("junk='camera' needs query and gallery camera ids")
+            q_cam, g_cam = integer_labels(q_camids, "query camera ids"), integer_labels(g_camids, "gallery camera ids")
+            if len(q_cam) != nq or len(g_cam) != len(g_pids):
+                raise FarreidError("camera ids must have one entry per query / gallery item")
+            is_junk = g_cam[flat] == q_cam[rows]
+        else:
+            if q_names is None or g_names is None:
+                raise FarreidError("junk='tracklet' needs query and gallery tracklet names")
+            if len(q_names) != nq or len(g_names) != len(g_pids):
+                raise FarreidError("tracklet names must have one entry per query / gallery item")
+            q_code, g_code = _codes(list(q_names), list(g_names))
+            name_counts, name_flat = _group_matches(q_code, g_code)
+            rows = np.concatenate([rows, np.repeat(np.arange(nq), name_counts)])
+            flat = np.concatenate([flat, name_flat])
+            _, first = np.unique(rows * max(1, len(g_pids)) + flat, return_index=True)  # sorted by (row, gallery)
+            rows, flat = rows[first], flat[first]
+            is_junk = g_code[flat] == q_code[rows]
+        ptr = np.zeros(nq + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=nq), out=ptr[1:])
+        return RelevantItems(ptr, flat, np.asarray(is_junk, dtype=bool))
+
+    def check_scorable(self, protocol: str, query: Any, gallery: Any) -> None:
+        """Refuse the camera rule on one-camera data, where it leaves no query a match (every positive is in the
+        query's own camera) and the metrics would be empty; the tracklet rule is what such data needs. With
+        several cameras and still no cross-camera match, warn. `query` / `gallery` carry pids, camids, names."""
+        if self.name != "camera":
+            return
+        q, g = query, gallery
+        cameras: dict[int, set[int]] = {}
+        names: dict[int, set[str]] = {}
+        for pid, camid, name in zip(g.pids.tolist(), g.camids.tolist(), g.names):
+            cameras.setdefault(pid, set()).add(camid)
+            names.setdefault(pid, set()).add(name)
+        cross_camera = sum(bool(cameras.get(p, set()) - {c}) for p, c in zip(q.pids.tolist(), q.camids.tolist()))
+        other_tracklet = sum(bool(names.get(p, set()) - {n}) for p, n in zip(q.pids.tolist(), q.names))
+        if cross_camera or not other_tracklet:
+            return
+        used = sorted(set(q.camids.tolist()) | set(g.camids.tolist()))
+        message = (
+            f"protocol {protocol}: no query has its identity in another camera ({len(q)} queries and {len(g)} "
+            f"gallery tracklets from camera{'s' if len(used) > 1 else ''} {', '.join(map(str, used))}), so the camera "
+            "junk rule (eval.junk=camera: the same person in the same camera is not a match) leaves no query to score"
+        )
+        if len(used) > 1:
+            log.warning(message)
+            return
+        raise FarreidError(
+            f"{message}. For one-camera footage pass eval.junk=tracklet: only the query's own tracklet is left out, "
+            f"so the other tracklets of its identity count ({other_tracklet} of {len(q)} queries have some)"
+        )
 
 
 def _tie_corrected(row: np.ndarray, cols: np.ndarray, lt: np.ndarray, le: np.ndarray) -> np.ndarray:

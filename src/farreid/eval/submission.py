@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from farreid.config.schema import EvalConfig
 from farreid.errors import FarreidError
 from farreid.eval.metrics import RankResult, evaluate_rank
 from farreid.eval.protocols import CASE_ORDER, EvaluationResult, ProtocolData, ProtocolResult
+from farreid.eval.ranking import JunkRule
 from farreid.utils.io import atomic_write_text, from_spreadsheet_safe, read_text_file, spreadsheet_safe
 
 CASE_NAMES = {
@@ -150,25 +152,24 @@ def _gallery_order(path: Path, line: int, case: str, query: str, ranked: list[st
 def score_submission(
     path: str | Path,
     truth: list,
-    junk: str = "tracklet",
-    max_rank: int = 50,
-    map_at: tuple[int, ...] = (10,),
-    ap_interpolation: str = "none",
+    options: EvalConfig | None = None,
 ) -> dict[str, RankResult]:
     """Metrics of a submission CSV against labelled protocols (same definitions as `evaluate_rank`).
 
     `truth` holds one item per case with `.name` and `.query` / `.gallery` sets of `names`, `pids`, `camids`
     (`ProtocolData`, or `farreid.eval.labels.LabelledProtocol`). Every query of a case must have exactly one row,
     ranking every gallery tracklet of its case exactly once; rows of a case without labels are an error.
-    Default junk rule "tracklet" is the challenge scorer's; `ap_interpolation="trapezoid"` is its AP.
+    `options` gives the junk rule, max_rank, map_at and ap_interpolation (`eval.*`); by default the schema's with
+    the challenge scorer's junk rule, "tracklet" (`ap_interpolation="trapezoid"` is its AP).
     A top-k file (AG-VPReID form) needs the tracklet junk rule (its leaderboard knows no cameras); its results
     carry `depth`, the shortest list, beyond which they are NaN.
     """
+    options = options or EvalConfig(junk="tracklet")
     path = Path(path)
     rows, top_k = read_submission_rows(path)
     by_name = {data.name: data for data in truth}
     if top_k:
-        if junk != "tracklet":
+        if options.junk != "tracklet":
             raise FarreidError(f"{path} is a top-k list without cameras (AG-VPReID form): score it with "
                                "eval.junk=tracklet")
         rows = _with_cases(path, rows, truth)
@@ -205,9 +206,9 @@ def score_submission(
         rows_q = np.array([q_index[q] for _, q, _ in entries])
         q_pids, q_camids = np.asarray(data.query.pids)[rows_q], np.asarray(data.query.camids)[rows_q]
         results[data.name] = evaluate_rank(
-            positions, q_pids, np.asarray(data.gallery.pids), q_camids, np.asarray(data.gallery.camids), junk=junk,
-            q_names=[q for _, q, _ in entries], g_names=list(data.gallery.names), max_rank=max_rank, map_at=map_at,
-            ap_interpolation=ap_interpolation,
+            positions, q_pids, np.asarray(data.gallery.pids), q_camids, np.asarray(data.gallery.camids),
+            junk=JunkRule(options.junk), q_names=[q for _, q, _ in entries], g_names=list(data.gallery.names),
+            max_rank=options.max_rank, map_at=tuple(options.map_at), ap_interpolation=options.ap_interpolation,
         )
         if top_k:  # ranks down to the shortest list are known (one fewer where a query lists its own tracklet)
             depth = min(len(ranked) - (query in ranked) for _, query, ranked in entries)

@@ -5,8 +5,9 @@
     print(result.table())
 
 Each protocol's query and gallery are embedded with `ReIDModel` (flip per `eval.flip`, every frame in chunks
-per `eval.dense`, through `farreid.eval.extract_features`) and handed to `farreid.eval.run_evaluation`
-(metrics table, metrics.json, challenge CSV, ranked pictures, report.html). The features are kept in
+per `eval.dense`, through `farreid.eval.extract_features`) and handed to `farreid.eval.run_evaluation` with
+`eval.*` as its options (metrics table, metrics.json, challenge CSV, ranked pictures, report.html). A checkpoint
+path is read once (`StoredCheckpoint`) and the object handed on. The features are kept in
 `<out>/features/<protocol>/{query,gallery}` so that `farreid eval --features` can re-evaluate them (with other
 re-ranking settings, say) without touching the model again.
 """
@@ -21,9 +22,9 @@ from farreid.config import Config
 from farreid.data import build_dataset_from_config
 from farreid.data.registry import dataset_options
 from farreid.errors import FarreidError
-from farreid.eval import EvaluationResult, FeatureSet, ProtocolData, RerankParams, run_evaluation, save_protocol
+from farreid.eval import EvaluationResult, FeatureSet, ProtocolData, run_evaluation, save_protocol
 from farreid.eval.features import check_text_names
-from farreid.inference.loading import checkpoint_config, run_folder_of
+from farreid.inference.loading import StoredCheckpoint, checkpoint_config, run_folder_of
 from farreid.inference.model import ReIDModel
 from farreid.utils.io import check_output, safe_join
 from farreid.utils.log import get_logger
@@ -31,43 +32,48 @@ from farreid.utils.log import get_logger
 log = get_logger("inference")
 
 
-def default_eval_dir(cfg: Config, checkpoint: str | Path | ReIDModel | None = None) -> Path:
+def default_eval_dir(cfg: Config, checkpoint: str | Path | StoredCheckpoint | ReIDModel | None = None) -> Path:
     """`<run>/results/eval` when the checkpoint path lies in a training run folder (`<run>/checkpoints/x.pt`),
     else `<out_dir>/<name>/results/eval` of `cfg` (whose `out_dir` never comes from the checkpoint)."""
-    source = checkpoint.source if isinstance(checkpoint, ReIDModel) else checkpoint
+    if isinstance(checkpoint, ReIDModel):
+        source = checkpoint.source
+    elif isinstance(checkpoint, StoredCheckpoint):
+        source = checkpoint.path
+    else:
+        source = checkpoint
     run = run_folder_of(source) if source else None
     return (run if run is not None else safe_join(cfg.out_dir, cfg.name)) / "results" / "eval"
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path | ReIDModel,
+    checkpoint: str | Path | StoredCheckpoint | ReIDModel,
     cfg: Config | None = None,
     out_dir: str | Path | None = None,
     *,
-    rerank: bool | None = None,
-    show_queries: int | None = None,
     title: str | None = None,
 ) -> EvaluationResult:
-    """Evaluate `checkpoint` (a path, a run directory, or a loaded `ReIDModel`) and write the results to `out_dir`
-    (default `<out_dir>/<name>/results/eval` of `cfg`).
+    """Evaluate `checkpoint` (a path, a run directory, a `StoredCheckpoint` or a loaded `ReIDModel`) and write the
+    results to `out_dir` (default `<out_dir>/<name>/results/eval` of `cfg`). A path is read once.
 
     `cfg` supplies the data (dataset, root, protocol, test sampling), evaluation (`eval.*`), device and precision
     settings; None means the checkpoint's own configuration on the best available device. The network and its
-    input size always come from the checkpoint. `rerank` / `show_queries` override `eval.rerank.enabled` /
-    `eval.show_queries`.
+    input size always come from the checkpoint.
     """
+    if not isinstance(checkpoint, ReIDModel):
+        checkpoint = StoredCheckpoint.of(checkpoint)
     cfg = cfg or (checkpoint.cfg if isinstance(checkpoint, ReIDModel) else checkpoint_config(checkpoint))
     out_dir = check_output(out_dir if out_dir is not None else default_eval_dir(cfg, checkpoint), "dir")
     protocols, device = embed_protocols(checkpoint, cfg, out_dir / "features")
-    return evaluate_embedded(protocols, cfg, out_dir, device=device, rerank=rerank, show_queries=show_queries,
-                             title=title)
+    return run_evaluation(protocols, out_dir, cfg.eval, device=device, title=title or f"farreid evaluation: {cfg.name}")
 
 
 def embed_protocols(
-    checkpoint: str | Path | ReIDModel, cfg: Config, features_dir: str | Path | None = None
+    checkpoint: str | Path | StoredCheckpoint | ReIDModel, cfg: Config, features_dir: str | Path | None = None
 ) -> tuple[list[ProtocolData], torch.device]:
     """Embed the query and gallery of every test protocol of `cfg`'s dataset (and keep them in `features_dir`)."""
-    trained = checkpoint.cfg if isinstance(checkpoint, ReIDModel) else checkpoint_config(checkpoint)
+    if not isinstance(checkpoint, ReIDModel):
+        checkpoint = StoredCheckpoint.of(checkpoint)
+    trained = checkpoint.cfg
     if list(cfg.model.image_size) != list(trained.model.image_size):
         (h, w), (ch, cw) = trained.model.image_size, cfg.model.image_size
         raise FarreidError(
@@ -126,25 +132,3 @@ def embed_once(runner: ReIDModel, splits: list) -> list[torch.Tensor]:
     log.info(f"embedding {len(unique)} distinct tracklets ({total} in all splits)")
     features = torch.from_numpy(runner.embed_tracklets(unique))
     return [features[rows] for rows in positions]
-
-
-def evaluate_embedded(
-    protocols: list[ProtocolData],
-    cfg: Config,
-    out_dir: str | Path,
-    *,
-    device: torch.device | str = "cpu",
-    rerank: bool | None = None,
-    show_queries: int | None = None,
-    title: str | None = None,
-) -> EvaluationResult:
-    """The evaluation pipeline (`eval.*` settings of `cfg`) on already embedded protocols."""
-    e = cfg.eval
-    use_rerank = e.rerank.enabled if rerank is None else rerank
-    return run_evaluation(
-        protocols, out_dir, metric=e.metric, junk=e.junk, max_rank=e.max_rank, map_at=tuple(e.map_at),
-        rerank=RerankParams(e.rerank.k1, e.rerank.k2, e.rerank.lambda_value) if use_rerank else None,
-        chunk_size=e.query_chunk, device=device, write_csv=e.write_csv,
-        show_queries=e.show_queries if show_queries is None else show_queries, show_topk=e.show_topk,
-        title=title or f"farreid evaluation: {cfg.name}", ap_interpolation=e.ap_interpolation,
-    )

@@ -24,13 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
-from farreid.data import PLATFORMS, ClipEval, Tracklet
+from farreid.data import PLATFORMS, ClipDataset, Tracklet
 from farreid.data.decode import RESAMPLE, to_rgb
-from farreid.data.sampling import MODES, dense_chunks, num_chunks, sample_clip
 from farreid.data.scan import list_frames
-from farreid.data.tracklet import nan_if_none
 from farreid.data.transforms import resize_clip
 from farreid.errors import FarreidError
 
@@ -44,6 +41,7 @@ class MemoryTracklet:
     platform: str = "ground"
     altitude: float | None = None
     distance: float | None = None
+    pid: int = -1  # identity unknown
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -192,40 +190,9 @@ def as_tracklets(
     return [_one(e, i, {k: v[i] for k, v in columns.items()}, size, interpolation) for i, e in enumerate(entries)]
 
 
-class MemoryClips(Dataset):
-    """Clips of in-memory tracklets, item for item as `farreid.data.ClipDataset` serves files (same sampling,
-    same `ClipEval` transform, same batch fields)."""
+class MemoryClips(ClipDataset):
+    """Clips of in-memory tracklets, item for item as `farreid.data.ClipDataset` serves files (it is one, reading
+    its frames from the tensors instead of the disk)."""
 
-    def __init__(self, tracklets: Sequence[MemoryTracklet], num_frames: int, sampling: str = "segment_begin", seed: int = 0):
-        if sampling not in MODES:
-            raise FarreidError(f"temporal sampling must be one of {MODES}, got {sampling!r}")
-        self.tracklets, self.num_frames, self.sampling, self.seed = tracklets, int(num_frames), sampling, int(seed)
-        self.transform = ClipEval()
-        if sampling == "all":
-            self.items = [(i, c) for i, t in enumerate(tracklets) for c in range(num_chunks(len(t), self.num_frames))]
-        else:
-            self.items = [(i, 0) for i in range(len(tracklets))]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, key: int) -> dict[str, Any]:
-        index, chunk = self.items[key]
-        tracklet = self.tracklets[index]
-        n = len(tracklet)
-        if self.sampling == "all":
-            frame_idx, mask = dense_chunks(n, self.num_frames)[chunk]
-        else:
-            rng = np.random.default_rng([self.seed, index, key])
-            frame_idx, mask = sample_clip(self.sampling, n, self.num_frames, rng), np.ones(self.num_frames, bool)
-        clip = self.transform(tracklet.frames[torch.from_numpy(frame_idx)], tracklet.platform)
-        return {
-            "clip": clip,
-            "mask": torch.from_numpy(np.asarray(mask, dtype=bool)),
-            "pid": -1,
-            "camid": tracklet.camid,
-            "platform": tracklet.platform_code,
-            "altitude": nan_if_none(tracklet.altitude),
-            "distance": nan_if_none(tracklet.distance),
-            "index": index,
-        }
+    def read_frames(self, tracklet: MemoryTracklet, frame_idx: np.ndarray) -> torch.Tensor:
+        return tracklet.frames[torch.from_numpy(frame_idx)]

@@ -1,14 +1,14 @@
 """Rebuild a trained FarReID from a farreid training checkpoint, without the original CLIP weight file.
 
 A stage-2 checkpoint (`runs/<name>/checkpoints/best.pt` or `stage2-step*.pt`) holds the model weights, the
-configuration it was trained with and (since the engine records it) the CLIP architecture and the number of
-prompt keys. Older checkpoints without that record are rebuilt from the weight shapes: the prompt tensor gives
-the number of keys, the CLIP tensors give the architecture. `model.pretrained` is never read: the checkpoint
+configuration it was trained with and `model_info`: the CLIP architecture and the number of prompt keys (the
+recorded architecture is checked against the weight shapes). `model.pretrained` is never read: the checkpoint
 already holds every weight, and a deployment machine usually does not have the original file.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,9 +20,7 @@ from farreid.engine.checkpoint import CheckpointError, load_checkpoint
 from farreid.models import FarReID
 from farreid.models.clip import CLIP
 from farreid.models.clip.checkpoint import infer_spec
-from farreid.models.clip.configs import ACTIVATIONS, CLIP_CONFIGS, ClipSpec, TextSpec, VisionSpec
-
-PROMPTS_KEY = "prompts.prompts"  # [depth, length, keys, width]
+from farreid.models.clip.configs import ACTIVATIONS, ClipSpec, TextSpec, VisionSpec
 
 
 @dataclass
@@ -91,23 +89,17 @@ def _openai_names(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _clip_spec(info: Mapping[str, Any], state: Mapping[str, torch.Tensor], cfg: Config) -> ClipSpec:
-    """The recorded spec; for older checkpoints the named backbone's, else one inferred from the weight shapes."""
-    if info.get("clip_spec"):
-        try:
-            spec = _spec_from_dict(info["clip_spec"])
-            inferred = _inferred_spec(state, cfg, "quick_gelu")
-            if _shape_fields(spec) != _shape_fields(inferred):
-                raise ValueError(f"it does not match the stored weights (they describe {_shape_fields(inferred)})")
-            if spec.vision.width % spec.vision.heads or (spec.text and spec.text.width % spec.text.heads):
-                raise ValueError("the attention heads do not divide the width")
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"the checkpoint's recorded CLIP architecture (model_info.clip_spec): {exc}") from None
-        return spec
-    named = CLIP_CONFIGS.get(cfg.model.backbone)
-    activation = cfg.model.activation
-    if named is not None:
-        return named if activation == "auto" else replace(named, activation=activation)
-    return _inferred_spec(state, cfg, "quick_gelu" if activation == "auto" else activation)
+    """The recorded spec, checked against the weight shapes."""
+    try:
+        spec = _spec_from_dict(info["clip_spec"])
+        inferred = _inferred_spec(state, cfg, "quick_gelu")
+        if _shape_fields(spec) != _shape_fields(inferred):
+            raise ValueError(f"it does not match the stored weights (they describe {_shape_fields(inferred)})")
+        if spec.vision.width % spec.vision.heads or (spec.text and spec.text.width % spec.text.heads):
+            raise ValueError("the attention heads do not divide the width")
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"the checkpoint's recorded CLIP architecture (model_info.clip_spec): {exc}") from None
+    return spec
 
 
 def _inferred_spec(state: Mapping[str, torch.Tensor], cfg: Config, activation: str) -> ClipSpec:
@@ -122,34 +114,38 @@ def _inferred_spec(state: Mapping[str, torch.Tensor], cfg: Config, activation: s
         raise CheckpointError(f"the checkpoint's model weights lack {exc.args[0]!r}: not a FarReID model") from None
 
 
-def _num_keys(info: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> int:
-    if "num_keys" in info:
-        return int(info["num_keys"])
-    prompts = state.get(PROMPTS_KEY)
-    return int(prompts.shape[2]) if prompts is not None else 0
+@dataclass
+class StoredCheckpoint:
+    """A stage-2 checkpoint file, read once (never unpickling code): its path, its stored entries and the
+    configuration it was trained with. Hand it to whatever needs the file (`checkpoint_config`,
+    `load_trained_model`, `ReIDModel.from_checkpoint`, `evaluate_checkpoint`) instead of the path."""
 
+    path: Path
+    state: Mapping[str, Any]
+    cfg: Config  # as trained, with `out_dir` back at the schema's relative default
 
-def _read_stage2(path: str | Path) -> tuple[Path, dict[str, Any]]:
-    path = resolve_checkpoint_path(path)
-    state = load_checkpoint(path)
-    stage = state.get("stage")
-    if stage == "stage1":
-        raise CheckpointError(
-            f"{path} is a stage-1 checkpoint (learned text prompts only, no adapted image model); "
-            "use a stage-2 checkpoint such as checkpoints/best.pt or stage2-step*.pt after stage 2 has run"
-        )
-    weights = state.get("model")
-    if stage != "stage2" or not isinstance(weights, Mapping) or "config" not in state or "num_classes" not in state:
-        raise CheckpointError(f"{path} holds no trained model (expected a stage-2 farreid checkpoint)")
-    return path, state
+    @classmethod
+    def read(cls, path: str | Path) -> "StoredCheckpoint":
+        """Read a checkpoint file, or a run directory's best (see `resolve_checkpoint_path`)."""
+        path = resolve_checkpoint_path(path)
+        state = load_checkpoint(path)
+        stage = state.get("stage")
+        if stage == "stage1":
+            raise CheckpointError(
+                f"{path} is a stage-1 checkpoint (learned text prompts only, no adapted image model); "
+                "use a stage-2 checkpoint such as checkpoints/best.pt or stage2-step*.pt after stage 2 has run"
+            )
+        weights = state.get("model")
+        if stage != "stage2" or not isinstance(weights, Mapping) or "config" not in state or "num_classes" not in state:
+            raise CheckpointError(f"{path} holds no trained model (expected a stage-2 farreid checkpoint)")
+        # a path stored in a file someone hands us never decides where we write
+        cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
+        cfg.out_dir = Config().out_dir
+        return cls(path, state, cfg)
 
-
-def _stored_config(path: Path, state: Mapping[str, Any]) -> Config:
-    """The stored configuration with `out_dir` back at the schema's relative default: a path stored in a file
-    someone hands us never decides where we write."""
-    cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
-    cfg.out_dir = Config().out_dir
-    return cfg
+    @classmethod
+    def of(cls, source: "str | Path | StoredCheckpoint") -> "StoredCheckpoint":
+        return source if isinstance(source, StoredCheckpoint) else cls.read(source)
 
 
 def run_folder_of(checkpoint: str | Path) -> Path | None:
@@ -160,25 +156,27 @@ def run_folder_of(checkpoint: str | Path) -> Path | None:
     return path.parent.parent if path.parent.name == "checkpoints" else None
 
 
-def checkpoint_config(path: str | Path) -> Config:
+def checkpoint_config(checkpoint: str | Path | StoredCheckpoint) -> Config:
     """The configuration a stage-2 checkpoint was trained with, with `device` and `precision` back at `auto`
     (where a model was trained says nothing about where it runs now) and `out_dir` at its relative default."""
-    path, state = _read_stage2(path)
-    cfg = _stored_config(path, state)
+    cfg = copy.deepcopy(StoredCheckpoint.of(checkpoint).cfg)
     cfg.device, cfg.precision = "auto", "auto"
     return cfg
 
 
-def load_trained_model(path: str | Path) -> LoadedCheckpoint:
-    """Read a stage-2 training checkpoint (never unpickling code) and rebuild its FarReID, weights loaded."""
-    path, state = _read_stage2(path)
+def load_trained_model(checkpoint: str | Path | StoredCheckpoint) -> LoadedCheckpoint:
+    """Rebuild the FarReID of a stage-2 training checkpoint (a path is read first), weights loaded."""
+    stored = StoredCheckpoint.of(checkpoint)
+    path, state, cfg = stored.path, stored.state, stored.cfg
     weights = state["model"]
-    cfg = _stored_config(path, state)
-    info = state.get("model_info") or {}
+    info = state.get("model_info")
+    if not isinstance(info, Mapping) or not info.get("clip_spec") or "num_keys" not in info:
+        raise CheckpointError(f"{path} has no model_info record (clip_spec, num_keys) of the model it holds: not a "
+                              "stage-2 checkpoint written by farreid")
     spec = _clip_spec(info, weights, cfg)
     clip = CLIP(spec, image_size=tuple(cfg.model.image_size), stride=cfg.model.stride or None,
                 pos_resize=cfg.model.pos_resize)
-    model = FarReID(cfg.model, int(state["num_classes"]), _num_keys(info, weights), clip=clip)
+    model = FarReID(cfg.model, int(state["num_classes"]), int(info["num_keys"]), clip=clip)
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:

@@ -27,7 +27,7 @@ from farreid.data import ClipDataset, ClipEval, Tracklet, collate_clips
 from farreid.errors import FarreidError
 from farreid.eval import FeatureSet, extract_features
 from farreid.inference.inputs import MemoryClips, MemoryTracklet, as_tracklets
-from farreid.inference.loading import load_trained_model
+from farreid.inference.loading import StoredCheckpoint, load_trained_model
 from farreid.models import FarReID
 from farreid.utils.device import Precision
 from farreid.utils.log import get_logger
@@ -85,9 +85,11 @@ class ReIDModel:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "auto", precision: str = "auto", **settings: Any
+        cls, path: str | Path | StoredCheckpoint, device: str | torch.device = "auto", precision: str = "auto",
+        **settings: Any,
     ) -> "ReIDModel":
-        """Load a stage-2 farreid checkpoint (a file, or a run directory: its best.pt or newest stage-2 file).
+        """Load a stage-2 farreid checkpoint (a file, a run directory: its best.pt or newest stage-2 file, or a
+        `StoredCheckpoint` already read).
 
         The checkpoint records its configuration; the CLIP weight file it was trained from is not needed.
         `settings` are the keyword overrides of `ReIDModel(...)` (flip, dense, num_frames, batch_size, ...).
@@ -159,6 +161,11 @@ class ReIDModel:
                 f"for camera ids 0..{prompts.num_keys - 1}; pass the id of the most similar training camera"
             )
 
+    def _clips(self, tracklets: Sequence[Tracklet] | Sequence[MemoryTracklet], sampling: str) -> ClipDataset:
+        """The model's clips of records on disk (`ClipDataset`) or in memory (`MemoryClips`)."""
+        kind = MemoryClips if tracklets and isinstance(tracklets[0], MemoryTracklet) else ClipDataset
+        return kind(tracklets, self.size, self.num_frames, sampling, ClipEval(), 0, self.interpolation)
+
     def _run(self, dataset: Dataset, count: int, workers: int, flip: bool | None, batch_size: int | None) -> np.ndarray:
         if count == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -174,8 +181,7 @@ class ReIDModel:
         """(N, D) embeddings of tracklet records (frames read from disk with the configured workers)."""
         tracklets = list(tracklets)
         self.check_prompt_keys(tracklets)
-        dataset = ClipDataset(tracklets, self.size, self.num_frames, self.clip_sampling, ClipEval(), 0, self.interpolation)
-        return self._run(dataset, len(tracklets), self.workers, flip, batch_size)
+        return self._run(self._clips(tracklets, self.clip_sampling), len(tracklets), self.workers, flip, batch_size)
 
     @torch.no_grad()
     def frame_weights(self, tracklets: Sequence[Tracklet]) -> np.ndarray:
@@ -183,8 +189,8 @@ class ReIDModel:
         sampling, no flip): which frames the model trusts. Rows sum to 1; mean pooling gives uniform rows."""
         tracklets = list(tracklets)
         self.check_prompt_keys(tracklets)
-        dataset = ClipDataset(tracklets, self.size, self.num_frames, self.sampling, ClipEval(), 0, self.interpolation)
-        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=collate_clips)
+        loader = DataLoader(self._clips(tracklets, self.sampling), batch_size=self.batch_size, shuffle=False,
+                            collate_fn=collate_clips)
         out = []
         for batch in loader:
             clip, mask = batch["clip"].to(self.precision.device), batch["mask"].to(self.precision.device)
@@ -222,8 +228,7 @@ class ReIDModel:
             out[on_disk] = self.embed_tracklets([records[i] for i in on_disk], flip=flip, batch_size=batch_size)
         if in_memory:
             memory = [records[i] for i in in_memory]
-            dataset = MemoryClips(memory, self.num_frames, self.clip_sampling)
-            out[in_memory] = self._run(dataset, len(memory), 0, flip, batch_size)
+            out[in_memory] = self._run(self._clips(memory, self.clip_sampling), len(memory), 0, flip, batch_size)
         return out
 
     def feature_set(self, tracklets: Sequence[Tracklet]) -> FeatureSet:

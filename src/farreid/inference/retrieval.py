@@ -1,216 +1,89 @@
-"""`farreid search`: rank a saved gallery for query embeddings, with scores, names, pictures and a CSV.
+"""Exact top-k search of a gallery by inner product (= cosine for L2-normalised embeddings), streamed.
 
-The gallery is a feature-set folder (single file or shards, from `farreid extract`) streamed block by block
-into `topk_search`, so a gallery of a million 1024-d embeddings is searched without being loaded; only the
-metadata rows of the hits are parsed. Re-ranking (k-reciprocal, `farreid.eval`) needs the whole gallery and
-the gallery-gallery neighbourhoods, so it is offered for galleries up to `rerank_max_gallery` rows.
-
-A query that is itself in the gallery (a tracklet of the gallery's own footage, or the gallery's features
-searched against themselves) would be its own first hit: its own tracklet, recognised by its frame folder, is
-left out of its ranking unless `keep_self=True`.
+The gallery arrives as an iterable of row chunks (e.g. feature-file shards read one at a time), so a gallery of a
+million 1024-d embeddings (4 GB) is searched without ever being held whole: each chunk is scored, its top-k merged
+into a running top-k. Scoring uses torch matmul + topk or faiss' brute-force `knn` (no index is built: a flat
+index would copy every chunk). `backend="auto"` picks faiss for many queries on the CPU, where its blocked search
+avoids materialising a (queries x chunk) score matrix, and torch otherwise (few queries, GPU); see
+benchmarks/bench_search.py for the measured crossover.
 """
 
 from __future__ import annotations
 
-import csv
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from farreid.errors import FarreidError
-from farreid.eval import FeatureSet, RerankParams, load_feature_set, rerank_feature_chunks
-from farreid.eval.features import feature_shape, iter_feature_chunks, read_feature_metadata, read_meta_rows
-from farreid.eval.pictures import MATCH, MISMATCH, NEUTRAL, QUERY, Item, ranked_strip, safe_file_name, save_png
-from farreid.eval.report import png_bytes
-from farreid.inference.model import ReIDModel
-from farreid.inference.search import topk_search
-from farreid.utils.io import atomic_open, safe_join, spreadsheet_safe
-from farreid.utils.log import progress
 
-RERANK_MAX_GALLERY = 50_000
+FAISS_MIN_QUERIES = 256  # below this, torch matmul + topk was as fast or faster on the CPU (bench_search.py)
 
 
-@dataclass(frozen=True)
-class Hit:
-    rank: int  # 1-based
-    index: int  # row in the gallery feature set
-    score: float
-    name: str
-    pid: int
-    camid: int
-    platform: str
-    frames: tuple[str, ...]
+def _faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-@dataclass
-class SearchResults:
-    queries: FeatureSet
-    hits: list[list[Hit]]  # per query, best first
-    score_name: str  # "cosine" (higher is closer) or "rerank distance" (lower is closer)
-    left_out: int = 0  # queries whose own tracklet was found in the gallery and left out of their ranking
-
-    def table(self, max_queries: int | None = None) -> str:
-        """Plain-text ranked lists: rank, score, tracklet, pid, camid, platform."""
-        blocks = []
-        shown = range(len(self.hits) if max_queries is None else min(max_queries, len(self.hits)))
-        for qi in shown:
-            q = self.queries
-            who = f"pid {q.pids[qi]}, " if q.pids[qi] >= 0 else ""
-            rows = [("rank", self.score_name, "tracklet", "pid", "camid", "platform")]
-            rows += [(str(h.rank), f"{h.score:.4f}", h.name, str(h.pid) if h.pid >= 0 else "-", str(h.camid), h.platform)
-                     for h in self.hits[qi]]
-            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-            lines = ["  ".join(c.ljust(w) if i == 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
-            blocks.append(f"query {q.names[qi]} ({who}camera {q.camids[qi]}, {q.platforms[qi]})\n" + "\n".join(lines))
-        if len(shown) < len(self.hits):
-            blocks.append(f"... and {len(self.hits) - len(shown)} more queries")
-        return "\n\n".join(blocks)
-
-    def write_csv(self, path: str | Path) -> Path:
-        """query,rank,score,tracklet,pid,camid,platform,gallery_index; one row per hit (atomic)."""
-        with atomic_open(path, "w") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["query", "rank", self.score_name.replace(" ", "_"), "tracklet", "pid", "camid", "platform",
-                             "gallery_index"])
-            for qi, hits in enumerate(self.hits):
-                for h in hits:
-                    writer.writerow([spreadsheet_safe(self.queries.names[qi]), h.rank, f"{h.score:.6f}",
-                                     spreadsheet_safe(h.name), h.pid, h.camid, h.platform, h.index])
-        return Path(path)
-
-    def write_pictures(self, folder: str | Path, max_queries: int | None = None, topk: int = 10) -> list[Path]:
-        """One ranked strip a query: green/red borders when both identities are known, grey otherwise."""
-        paths = []
-        q = self.queries
-        for qi in range(len(self.hits) if max_queries is None else min(max_queries, len(self.hits))):
-            gallery = []
-            for h in self.hits[qi][:topk]:
-                known = q.pids[qi] >= 0 and h.pid >= 0
-                color = (MATCH if h.pid == q.pids[qi] else MISMATCH) if known else NEUTRAL
-                gallery.append(Item(h.frames, h.name, f"{h.rank}: {h.score:.3f}", color))
-            strip = ranked_strip(Item(q.frames[qi], q.names[qi], "query", QUERY), gallery)
-            name = f"{qi:03d}_{safe_file_name(q.names[qi])}.png"
-            paths.append(save_png(png_bytes(strip), safe_join(folder, name)))
-        return paths
+def choose_backend(backend: str, num_queries: int, device: torch.device) -> str:
+    if backend not in ("auto", "torch", "faiss"):
+        raise FarreidError(f"search backend must be auto, torch or faiss, got {backend!r}")
+    if backend == "faiss" and not _faiss_available():
+        raise FarreidError("search backend 'faiss' needs the faiss-cpu package: pip install faiss-cpu")
+    if backend == "auto":
+        return "faiss" if device.type == "cpu" and num_queries >= FAISS_MIN_QUERIES and _faiss_available() else "torch"
+    return backend
 
 
-def _unit_chunks(folder: Path, rows: int):
-    total, _ = feature_shape(folder)
-    with progress(desc="search gallery", total=total, unit="row", unit_scale=True) as bar:
-        for chunk in iter_feature_chunks(folder, rows):
-            yield F.normalize(chunk, dim=1)
-            bar.update(chunk.shape[0])
+def _chunk_topk(query: torch.Tensor, chunk: torch.Tensor, k: int, backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    k = min(k, chunk.shape[0])
+    if backend == "faiss":
+        import faiss
 
-
-def _ranked(query: torch.Tensor, gallery: Path, k: int, backend: str, device: str | torch.device, chunk_rows: int,
-            rerank: RerankParams | None, rerank_max_gallery: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rows, _ = feature_shape(gallery)
-    if rerank is None:
-        return topk_search(F.normalize(query, dim=1), _unit_chunks(gallery, chunk_rows), k, backend, device)
-    if rows > rerank_max_gallery:
-        raise FarreidError(
-            f"re-ranking needs the whole gallery and its neighbourhoods in memory; {gallery} has {rows} rows, more "
-            f"than the limit of {rerank_max_gallery} (raise it with --rerank-max-gallery if memory allows)"
+        scores, idx = faiss.knn(
+            np.ascontiguousarray(query.numpy(), dtype=np.float32),
+            np.ascontiguousarray(chunk.numpy(), dtype=np.float32),
+            k,
+            metric=faiss.METRIC_INNER_PRODUCT,
         )
-    g = torch.cat(list(iter_feature_chunks(gallery)))
-    scores, index = [], []
-    for _, block in rerank_feature_chunks(query, g, rerank.k1, rerank.k2, rerank.lambda_value, normalize=True,
-                                          device=device):
-        top = torch.topk(block.cpu(), min(k, block.shape[1]), dim=1, largest=False)
-        scores.append(top.values)
-        index.append(top.indices)
-    return torch.cat(scores), torch.cat(index)
+        return torch.from_numpy(scores), torch.from_numpy(idx).long()
+    return torch.topk(query @ chunk.T, k, dim=1)
 
 
-def _tracklet_folder(frames: tuple[str, ...]) -> str | None:
-    """Where a tracklet's frames live: what makes a query and a gallery row the same tracklet."""
-    return os.path.dirname(os.path.realpath(frames[0])) if frames else None
-
-
-def search_gallery(
-    query: FeatureSet,
-    gallery: str | Path,
+def topk_search(
+    query: torch.Tensor,
+    gallery_chunks: Iterable[torch.Tensor],
     k: int = 20,
-    *,
     backend: str = "auto",
     device: str | torch.device = "cpu",
-    chunk_rows: int = 65536,
-    rerank: RerankParams | None = None,
-    rerank_max_gallery: int = RERANK_MAX_GALLERY,
-    keep_self: bool = False,
-) -> SearchResults:
-    """Top-`k` gallery tracklets for every query (cosine similarity, or re-ranked distance with `rerank`); a
-    query's own tracklet is left out of its ranking unless `keep_self`."""
-    gallery = Path(gallery)
-    if k < 1:
-        raise FarreidError(f"k must be >= 1, got {k}")
-    _, dim = feature_shape(gallery)
-    if query.dim != dim:
-        raise FarreidError(f"query embeddings have dimension {query.dim} but the gallery {gallery} has {dim}: "
-                           "were they made by the same model?")
-    extra = 0 if keep_self else 1  # room for the query's own tracklet, dropped below
-    scores, index = _ranked(query.features.float(), gallery, k + extra, backend, device, chunk_rows, rerank,
-                            rerank_max_gallery)
-    rows = read_meta_rows(gallery, np.unique(index.numpy()).tolist())
-    hits, left_out = [], 0
-    for qi, (srow, irow) in enumerate(zip(scores.tolist(), index.tolist())):
-        own = None if keep_self else _tracklet_folder(query.frames[qi])
-        ranked = [(s, int(gi)) for s, gi in zip(srow, irow)
-                  if own is None or _tracklet_folder(rows[int(gi)]["frames"]) != own]
-        left_out += len(ranked) < len(srow)
-        hits.append([Hit(r + 1, gi, float(s), rows[gi]["name"], rows[gi]["pid"], rows[gi]["camid"],
-                         rows[gi]["platform"], rows[gi]["frames"]) for r, (s, gi) in enumerate(ranked[:k])])
-    return SearchResults(query, hits, "rerank distance" if rerank is not None else "cosine", left_out)
-
-
-def like_gallery(model: ReIDModel, gallery: str | Path) -> ReIDModel:
-    """`model` with the input settings the gallery was extracted with (frames, sampling, flip), so a query tracklet
-    is embedded the same way; a gallery from another model's dimension is an error."""
-    meta = read_feature_metadata(gallery)
-    if meta.get("dim") and int(meta["dim"]) != model.dim:
-        raise FarreidError(f"the gallery {gallery} holds {meta['dim']}-d features but the model makes {model.dim}-d ones")
-    settings = {}
-    if meta.get("frames"):
-        settings["num_frames"] = int(meta["frames"])
-    if meta.get("sampling"):
-        settings["dense"] = meta["sampling"] == "all"
-        if meta["sampling"] != "all":
-            settings["sampling"] = meta["sampling"]
-    if meta.get("flip") in ("true", "false"):
-        settings["flip"] = meta["flip"] == "true"
-    return model.with_settings(**settings)
-
-
-def query_features(
-    query: str | Path,
-    gallery: str | Path,
-    checkpoint: str | Path | None = None,
-    *,
-    camid: int = 0,
-    platform: str = "ground",
-    device: str = "auto",
-    precision: str = "auto",
-) -> FeatureSet:
-    """Query embeddings: a saved feature set as it is, or tracklet folder(s) embedded by `checkpoint` (default:
-    the checkpoint recorded in the gallery's metadata) with the gallery's extraction settings."""
-    from farreid.eval.features import check_text_names, has_features
-    from farreid.inference.layouts import input_splits
-
-    query = Path(query)
-    if has_features(query):
-        return load_feature_set(query)
-    splits = input_splits(query, camid=camid, platform=platform)  # checked before the model is loaded
-    for split in splits:
-        check_text_names(split.tracklets, str(query))
-    if checkpoint is None:
-        checkpoint = read_feature_metadata(gallery).get("checkpoint") or None
-        if checkpoint is None:
-            raise FarreidError(f"{query} holds tracklets, not features: give --checkpoint to embed them")
-        if not Path(checkpoint).exists():
-            raise FarreidError(f"the gallery was extracted with {checkpoint}, which no longer exists; give --checkpoint")
-    model = like_gallery(ReIDModel.from_checkpoint(checkpoint, device=device, precision=precision), gallery)
-    return model.feature_set([t for split in splits for t in split.tracklets])
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (q, k) descending and gallery row indices (q, k) over all chunks, exact."""
+    if query.ndim != 2:
+        raise FarreidError(f"query embeddings must be a (num_queries, dim) matrix, got shape {tuple(query.shape)}")
+    device = torch.device(device)
+    backend = choose_backend(backend, query.shape[0], device)
+    query = query.to(device=device if backend == "torch" else "cpu", dtype=torch.float32)
+    best_scores = torch.full((query.shape[0], 0), float("-inf"), device=query.device)
+    best_index = torch.zeros((query.shape[0], 0), dtype=torch.long, device=query.device)
+    offset = 0
+    for chunk in gallery_chunks:
+        if chunk.ndim != 2 or chunk.shape[1] != query.shape[1]:
+            raise FarreidError(
+                f"gallery chunk of shape {tuple(chunk.shape)} does not match query dimension {query.shape[1]}"
+            )
+        if chunk.shape[0] == 0:
+            continue
+        chunk = chunk.to(device=query.device, dtype=torch.float32)
+        scores, idx = _chunk_topk(query, chunk, k, backend)
+        scores, idx = scores.to(query.device), idx.to(query.device) + offset
+        merged_scores = torch.cat([best_scores, scores], dim=1)
+        merged_index = torch.cat([best_index, idx], dim=1)
+        keep = torch.topk(merged_scores, min(k, merged_scores.shape[1]), dim=1)
+        best_scores, best_index = keep.values, torch.gather(merged_index, 1, keep.indices)
+        offset += chunk.shape[0]
+    if offset == 0:
+        raise FarreidError("the gallery is empty")
+    return best_scores.cpu(), best_index.cpu()

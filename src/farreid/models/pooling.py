@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from farreid.config.schema import POOLING_MODES
 from farreid.errors import FarreidError
-
-POOLING_MODES = ("attention", "mean")
 
 
 class TemporalPooling(nn.Module):

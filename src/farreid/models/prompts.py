@@ -12,9 +12,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from farreid.config.schema import PROMPT_KEYS
 from farreid.errors import FarreidError
-
-PROMPT_KEYS = ("camera", "platform", "altitude", "distance")
 
 
 def tracing() -> bool:
