@@ -114,6 +114,9 @@ def _inferred_spec(state: Mapping[str, torch.Tensor], cfg: Config, activation: s
         raise CheckpointError(f"the checkpoint's model weights lack {exc.args[0]!r}: not a FarReID model") from None
 
 
+INFERENCE_KEYS = ("stage", "loop", "model", "model_info", "num_classes", "config")  # what rebuilds the model
+
+
 @dataclass
 class StoredCheckpoint:
     """A stage-2 checkpoint file, read once (never unpickling code): its path, its stored entries and the
@@ -141,7 +144,8 @@ class StoredCheckpoint:
         # a path stored in a file someone hands us never decides where we write
         cfg = config_from_dict(state["config"], source=f"the configuration stored in {path}")
         cfg.out_dir = Config().out_dir
-        return cls(path, state, cfg)
+        # the optimiser moments and RNG states are dropped: an evaluation holds this object while it runs
+        return cls(path, {k: state[k] for k in INFERENCE_KEYS if k in state}, cfg)
 
     @classmethod
     def of(cls, source: "str | Path | StoredCheckpoint") -> "StoredCheckpoint":
@@ -165,7 +169,8 @@ def checkpoint_config(checkpoint: str | Path | StoredCheckpoint) -> Config:
 
 
 def load_trained_model(checkpoint: str | Path | StoredCheckpoint) -> LoadedCheckpoint:
-    """Rebuild the FarReID of a stage-2 training checkpoint (a path is read first), weights loaded."""
+    """Rebuild the FarReID of a stage-2 training checkpoint (a path is read first), frozen for inference. Its
+    parameters are the stored tensors themselves (an evaluation holding the `StoredCheckpoint` keeps one copy)."""
     stored = StoredCheckpoint.of(checkpoint)
     path, state, cfg = stored.path, stored.state, stored.cfg
     weights = state["model"]
@@ -178,7 +183,7 @@ def load_trained_model(checkpoint: str | Path | StoredCheckpoint) -> LoadedCheck
                 pos_resize=cfg.model.pos_resize)
     model = FarReID(cfg.model, int(state["num_classes"]), int(info["num_keys"]), clip=clip)
     try:
-        model.load_state_dict(weights)
+        model.load_state_dict(weights, assign=True)
     except RuntimeError as exc:
         first = " ".join(str(exc).strip().splitlines()[:3])
         raise CheckpointError(f"{path}: the stored weights do not fit the model its configuration describes: {first}") from None
