@@ -106,10 +106,9 @@ class FamilyTowers(Protocol):
     def create(self, backbone: str, pretrained: str | Path, activation: str, allow_torchscript: bool, **build: Any) -> Backbone:
         """A named architecture with random weights, or the towers of a checkpoint."""
 
-    def rebuild(self, spec: Mapping[str, Any] | None, weights: Mapping[str, Tensor], backbone: str, activation: str,
-                **build: Any) -> Backbone:
-        """Empty towers for a trained model's recorded spec (None: from `backbone` or the weight shapes);
-        `weights` are the towers' own tensors (FarReID's `clip.*` without the prefix)."""
+    def rebuild(self, spec: Mapping[str, Any], weights: Mapping[str, Tensor], **build: Any) -> Backbone:
+        """Empty towers for a trained model's recorded spec (`asdict` of the family's spec), checked against
+        `weights`, the towers' own tensors (FarReID's `clip.*` without the prefix), where the family can."""
 
 
 @dataclass(frozen=True)
@@ -197,27 +196,20 @@ def backbone_record(backbone: Backbone) -> dict[str, Any]:
 
 
 def rebuild_backbone(
-    record: Mapping[str, Any] | None,
+    record: Mapping[str, Any],
     weights: Mapping[str, Tensor],
-    backbone: str,
-    activation: str,
     image_size: tuple[int, int],
     stride: int | None = None,
     pos_resize: str = "bicubic",
 ) -> Backbone:
-    """Empty towers for a trained checkpoint: from its `backbone_record`, or (no record) from the named
-    `backbone`'s family and the weight shapes. Raises ValueError / TypeError on a record that is not sane."""
-    if record is None:
-        family = family_for(backbone)
-        spec = None
-    else:
-        if not isinstance(record, Mapping) or set(record) != {"family", "spec"}:
-            raise ValueError("it is not a mapping of exactly 'family' and 'spec'")
-        if record["family"] not in _FAMILIES:
-            raise ValueError(f"unknown family {record['family']!r} (known: {', '.join(_FAMILIES)})")
-        family, spec = _FAMILIES[record["family"]], record["spec"]
-    return family.module().rebuild(
-        spec, weights, backbone, activation, image_size=image_size, stride=stride, pos_resize=pos_resize
+    """Empty towers for a trained checkpoint's `backbone_record`; `weights` are the towers' own tensors, which the
+    family may check the record against. Raises ValueError / TypeError on a record that is not sane."""
+    if not isinstance(record, Mapping) or set(record) != {"family", "spec"}:
+        raise ValueError("it is not a mapping of exactly 'family' and 'spec'")
+    if record["family"] not in _FAMILIES:
+        raise ValueError(f"unknown family {record['family']!r} (known: {', '.join(_FAMILIES)})")
+    return _FAMILIES[record["family"]].module().rebuild(
+        record["spec"], weights, image_size=image_size, stride=stride, pos_resize=pos_resize
     )
 
 

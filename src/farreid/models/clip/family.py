@@ -11,7 +11,7 @@ from torch import Tensor
 
 from farreid.models.backbone import check_spec_fields
 from farreid.models.clip.checkpoint import infer_spec
-from farreid.models.clip.configs import ACTIVATIONS, CLIP_CONFIGS, ClipSpec, TextSpec, VisionSpec
+from farreid.models.clip.configs import ACTIVATIONS, ClipSpec, TextSpec, VisionSpec
 from farreid.models.clip.factory import create_clip
 from farreid.models.clip.model import CLIP
 
@@ -31,22 +31,14 @@ def create(backbone: str, pretrained: str | Path, activation: str, allow_torchsc
     return create_clip(backbone, pretrained, activation=activation, allow_torchscript=allow_torchscript, **build)
 
 
-def rebuild(spec: Mapping[str, Any] | None, weights: Mapping[str, Tensor], backbone: str, activation: str,
-            **build: Any) -> CLIP:
-    """Empty towers for the recorded spec (checked against the weight shapes); without a record, the named
-    backbone's spec, else the one the weight shapes describe."""
-    if spec is not None:
-        clip_spec = _spec_from_record(spec)
-        inferred = _inferred_spec(weights, backbone, "quick_gelu")
-        if _shape_fields(clip_spec) != _shape_fields(inferred):
-            raise ValueError(f"it does not match the stored weights (they describe {_shape_fields(inferred)})")
-        if clip_spec.vision.width % clip_spec.vision.heads or (clip_spec.text and clip_spec.text.width % clip_spec.text.heads):
-            raise ValueError("the attention heads do not divide the width")
-    elif backbone in CLIP_CONFIGS:
-        named = CLIP_CONFIGS[backbone]
-        clip_spec = named if activation == "auto" else replace(named, activation=activation)
-    else:
-        clip_spec = _inferred_spec(weights, backbone, "quick_gelu" if activation == "auto" else activation)
+def rebuild(spec: Mapping[str, Any], weights: Mapping[str, Tensor], **build: Any) -> CLIP:
+    """Empty towers for the recorded spec, which must describe the stored weights' shapes."""
+    clip_spec = _spec_from_record(spec)
+    inferred = _inferred_spec(weights, clip_spec.name)
+    if _shape_fields(clip_spec) != _shape_fields(inferred):
+        raise ValueError(f"it does not match the stored weights (they describe {_shape_fields(inferred)})")
+    if clip_spec.vision.width % clip_spec.vision.heads or (clip_spec.text and clip_spec.text.width % clip_spec.text.heads):
+        raise ValueError("the attention heads do not divide the width")
     return CLIP(clip_spec, **build)
 
 
@@ -86,10 +78,10 @@ def _openai_names(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _inferred_spec(weights: Mapping[str, Tensor], backbone: str, activation: str) -> ClipSpec:
-    """The architecture the towers' weight shapes describe."""
+def _inferred_spec(weights: Mapping[str, Tensor], name: str) -> ClipSpec:
+    """The architecture the towers' weight shapes describe (the activation is not in the shapes)."""
     named = _openai_names(weights)
     pos = named.get("visual.positional_embedding")
     if pos is not None:  # resized to the ReID grid already; only its width matters for the architecture
         named["visual.positional_embedding"] = pos[:2]
-    return infer_spec(named, name=backbone, activation=activation)
+    return infer_spec(named, name=name)

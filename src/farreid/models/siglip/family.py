@@ -75,13 +75,8 @@ def load_towers(model: SigLIP, state: dict[str, Tensor], source: str) -> None:
         raise CheckpointError(f"{source}: unexpected weights {sorted(state)[:5]} (not part of SigLIP)")
 
 
-def rebuild(spec: Mapping[str, Any] | None, weights: Mapping[str, Tensor], backbone: str, activation: str,
-            **build: Any) -> SigLIP:
+def rebuild(spec: Mapping[str, Any], weights: Mapping[str, Tensor], **build: Any) -> SigLIP:
     """Empty towers for the recorded spec (the weights are loaded, strictly, with the rest of the model)."""
-    if spec is None:
-        if backbone not in SIGLIP_CONFIGS:
-            raise ValueError(f"no recorded SigLIP spec and '{backbone}' names no SigLIP architecture")
-        return SigLIP(SIGLIP_CONFIGS[backbone], **build)
     return SigLIP(_spec_from_record(spec), **build)
 
 
