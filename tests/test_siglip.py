@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
+from _inference_data import one_thread  # noqa: F401  (autouse fixture: tiny models run faster on one thread)
 from _siglip_folder import captions, siglip_folder
+from farreid.models import FarReID
 from farreid.models.backbone import create_backbone
 from farreid.models.siglip import SigLIP, SiglipTokenizer
 
@@ -74,3 +78,101 @@ def test_the_prompt_template_is_what_the_tokenizer_makes_of_the_prompt(folder):
     assert len(model.tokenizer.encode("a a a a a.")) == 5  # one piece a placeholder, the full stop dropped
     assert template.ids[: learned.start] + template.ids[learned.stop :] == tuple(words[: learned.start] + words[learned.stop :])
     assert template.read_index == 15
+
+
+# ----------------------------------------------------------------------------- FarReID on SigLIP towers
+def reid(folder_path, **kwargs) -> FarReID:
+    defaults = dict(backbone="auto", pretrained=str(folder_path), image_size=(64, 32), adapter_bottleneck=32,
+                    prompt_length=2, prompt_depth=2, finetune_last_n=1, n_ctx=2, n_id_tokens=1)
+    return FarReID(kwargs.pop("num_classes", 6), kwargs.pop("num_keys", 3), **{**defaults, **kwargs})
+
+
+def test_farreid_reads_the_three_features_of_the_siglip_tower(folder):
+    path, hf = folder
+    model = reid(path, adapter_zero_init=True, prompts=False).eval()
+    clips = torch.randn(2, 3, 3, 64, 32)
+    with torch.no_grad():
+        frames = model.frame_features(clips)
+        theirs = hf.vision_model(pixel_values=clips.flatten(0, 1), interpolate_pos_encoding=True, output_hidden_states=True)
+    torch.testing.assert_close(frames.penultimate.flatten(0, 1), theirs.hidden_states[-2].mean(dim=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(frames.final.flatten(0, 1), theirs.last_hidden_state.mean(dim=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(frames.projected.flatten(0, 1), theirs.pooler_output, atol=1e-5, rtol=1e-5)
+    assert model.embed(clips, None).shape == (2, 64 + 64)
+
+
+def test_adapters_and_prompts_change_the_siglip_features(folder):
+    path, _ = folder
+    model = reid(path, adapter_zero_init=True).eval()
+    clips = torch.randn(1, 2, 3, 64, 32).expand(2, -1, -1, -1, -1)
+    with torch.no_grad():
+        feature = model.embed(clips, torch.tensor([0, 2]))
+        assert (feature[0] - feature[1]).abs().max() > 1e-4  # the prompt keys differ
+        before = model.embed(clips, torch.tensor([0, 0]))
+        model.adapters[1].frame.up.weight.normal_(std=0.1)  # a non-zero adapter
+        assert (model.embed(clips, torch.tensor([0, 0])) - before).abs().max() > 1e-4
+
+
+def test_last_n_finetuning_trains_exactly_the_last_siglip_blocks(folder):
+    path, _ = folder
+    model = reid(path, finetune_last_n=2)
+    tail = {n for g in model.parameter_groups() if g["name"] == "backbone_tail" for n in g["param_names"]}
+    expected = {n for n, _ in model.named_parameters() if n.startswith(("clip.visual.transformer.resblocks.1.",
+                                                                         "clip.visual.transformer.resblocks.2."))}
+    assert tail == expected and {n for n, p in model.named_parameters() if p.requires_grad and n.startswith("clip.")} == expected
+    out = model(torch.randn(2, 2, 3, 64, 32), torch.tensor([0, 1]))
+    (sum(x.sum() for x in out.logits) + sum(f.pow(2).mean() for f in out.triplet_features)).backward()
+    blocks = model.clip.visual.blocks
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in blocks[2].parameters())
+    assert all(p.grad is None for p in blocks[0].parameters())
+    assert model.clip.visual.head.probe.grad is None and model.clip.visual.patch_embedding.weight.grad is None
+    whole = reid(path, finetune_last_n=3)
+    assert {n for g in whole.parameter_groups() if g["name"] == "backbone_tail" for n in g["param_names"]} == {
+        f"clip.visual.{n}" for n, _ in whole.clip.visual.named_parameters()}
+
+
+def test_identity_prompts_train_through_the_frozen_siglip_text_tower(folder):
+    path, _ = folder
+    model = reid(path)
+    model.set_stage("stage1")
+    features = model.text_features(torch.tensor([0, 3, 3]))
+    assert features.shape == (3, 64)
+    torch.testing.assert_close(features[1], features[2])
+    features.sum().backward()
+    assert model.prompt_learner.id_tokens.grad[3].abs().sum() > 0 and model.prompt_learner.id_tokens.grad[1].abs().sum() == 0
+    assert all(p.grad is None for p in model.clip.text.parameters())
+
+
+def test_both_stages_train_on_siglip_and_the_checkpoint_rebuilds_without_the_folder(folder, tmp_path):
+    from farreid.config import load_config
+    from farreid.data.synthetic import generate
+    from farreid.engine import train
+    from farreid.inference.loading import load_trained_model
+
+    path, _ = folder
+    data = tmp_path / "data"
+    generate(data, num_ids=8, seed=0, frames=4, ground_tracklets=2, aerial_tracklets=1)
+    weights = tmp_path / "siglip"
+    shutil.copytree(path, weights)
+    cfg = load_config(None, [
+        f"out_dir={tmp_path}/runs", "name=siglip", f"data.root={data}", "data.dataset=detreidx",
+        "data.height=64", "data.width=32", "data.train_frames=2", "data.test_frames=2", "data.ids_per_batch=2",
+        "data.tracklets_per_id=2", "data.workers=0", "model.backbone=auto", f"model.pretrained={weights}",
+        "model.adapter.bottleneck=32", "model.pbp.length=2", "model.pbp.depth=2", "model.pbp.key=platform",
+        "model.finetune_last_n=1", "model.text.n_ctx=2", "model.text.n_id_tokens=1",
+        "train.stages=[stage1,stage2]", "train.stage1.epochs=2", "train.stage1.warmup_epochs=0",
+        "train.stage1.batch_size=4", "train.stage2.epochs=1", "train.stage2.warmup_epochs=0",
+        "eval.batch_size=8", "device=cpu", "precision=fp32",
+    ])
+    result = train(cfg, console=False)
+    assert result.completed and result.stages == ["stage1", "stage2"]
+    state = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
+    assert state["model_info"]["backbone"]["family"] == "siglip"
+
+    trained = FarReID.from_config(cfg, num_classes=int(state["num_classes"]), num_keys=2)
+    trained.load_state_dict(state["model"])
+    shutil.rmtree(weights)  # a deployment machine has the checkpoint only
+    loaded = load_trained_model(result.last_checkpoint).model
+    assert isinstance(loaded.clip, SigLIP)
+    clips, keys = torch.randn(2, 2, 3, 64, 32), torch.tensor([0, 1])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.embed(clips, keys), trained.eval().embed(clips, keys), rtol=0, atol=0)
