@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
 
 from _inference_data import one_thread  # noqa: F401  (autouse fixture: tiny models run faster on one thread)
 from _siglip_folder import captions, siglip_folder
+from farreid.config import AdapterConfig, ModelConfig, PromptConfig, TextConfig
 from farreid.models import FarReID
 from farreid.models.backbone import create_backbone
 from farreid.models.siglip import SigLIP, SiglipTokenizer
@@ -81,15 +83,18 @@ def test_the_prompt_template_is_what_the_tokenizer_makes_of_the_prompt(folder):
 
 
 # ----------------------------------------------------------------------------- FarReID on SigLIP towers
-def reid(folder_path, **kwargs) -> FarReID:
-    defaults = dict(backbone="auto", pretrained=str(folder_path), image_size=(64, 32), adapter_bottleneck=32,
-                    prompt_length=2, prompt_depth=2, finetune_last_n=1, n_ctx=2, n_id_tokens=1)
-    return FarReID(kwargs.pop("num_classes", 6), kwargs.pop("num_keys", 3), **{**defaults, **kwargs})
+def reid(folder_path, num_classes: int = 6, num_keys: int = 3, adapter: dict | None = None, pbp: dict | None = None,
+         **model) -> FarReID:
+    """FarReID on the tiny SigLIP folder at 64x32; the arguments override `ModelConfig` fields."""
+    cfg = ModelConfig(backbone="auto", pretrained=str(folder_path), image_size=[64, 32],
+                      adapter=AdapterConfig(bottleneck=32, **(adapter or {})), pbp=PromptConfig(length=2, depth=2, **(pbp or {})),
+                      text=TextConfig(n_ctx=2, n_id_tokens=1), finetune_last_n=1)
+    return FarReID(replace(cfg, **model), num_classes, num_keys)
 
 
 def test_farreid_reads_the_three_features_of_the_siglip_tower(folder):
     path, hf = folder
-    model = reid(path, adapter_zero_init=True, prompts=False).eval()
+    model = reid(path, adapter=dict(zero_init=True), pbp=dict(enabled=False)).eval()
     clips = torch.randn(2, 3, 3, 64, 32)
     with torch.no_grad():
         frames = model.frame_features(clips)
@@ -102,7 +107,7 @@ def test_farreid_reads_the_three_features_of_the_siglip_tower(folder):
 
 def test_adapters_and_prompts_change_the_siglip_features(folder):
     path, _ = folder
-    model = reid(path, adapter_zero_init=True).eval()
+    model = reid(path, adapter=dict(zero_init=True)).eval()
     clips = torch.randn(1, 2, 3, 64, 32).expand(2, -1, -1, -1, -1)
     with torch.no_grad():
         feature = model.embed(clips, torch.tensor([0, 2]))
@@ -155,7 +160,7 @@ def test_both_stages_train_on_siglip_and_the_checkpoint_rebuilds_without_the_fol
     shutil.copytree(path, weights)
     cfg = load_config(None, [
         f"out_dir={tmp_path}/runs", "name=siglip", f"data.root={data}", "data.dataset=detreidx",
-        "data.height=64", "data.width=32", "data.train_frames=2", "data.test_frames=2", "data.ids_per_batch=2",
+        "model.image_size=[64,32]", "data.train_frames=2", "data.test_frames=2", "data.ids_per_batch=2",
         "data.tracklets_per_id=2", "data.workers=0", "model.backbone=auto", f"model.pretrained={weights}",
         "model.adapter.bottleneck=32", "model.pbp.length=2", "model.pbp.depth=2", "model.pbp.key=platform",
         "model.finetune_last_n=1", "model.text.n_ctx=2", "model.text.n_id_tokens=1",
@@ -168,7 +173,7 @@ def test_both_stages_train_on_siglip_and_the_checkpoint_rebuilds_without_the_fol
     state = torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)
     assert state["model_info"]["backbone"]["family"] == "siglip"
 
-    trained = FarReID.from_config(cfg, num_classes=int(state["num_classes"]), num_keys=2)
+    trained = FarReID(cfg.model, int(state["num_classes"]), 2)
     trained.load_state_dict(state["model"])
     shutil.rmtree(weights)  # a deployment machine has the checkpoint only
     loaded = load_trained_model(result.last_checkpoint).model
