@@ -87,8 +87,8 @@ class TextConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "ViT-B/16"  # a named architecture of a registered family (models/backbone.py), or `auto`
-    pretrained: str = ""  # local checkpoint path, or a shipped name (synthetic-people-tiny); empty = random init
+    backbone: str = "ViT-B/16"  # a named architecture of any backbone family (ViT-B/16, siglip-base-patch16-224, ...), or auto
+    pretrained: str = ""  # local checkpoint path or SigLIP folder, or a shipped name (synthetic-people-tiny); empty = random init
     image_size: list[int] = field(default_factory=lambda: [256, 128])  # [height, width] the towers take; frames are resized to it
     allow_torchscript: bool = False  # run TorchScript archives' code instead of reading them as data
     activation: str = "auto"  # auto (checkpoint's / QuickGELU for OpenAI weights) | quick_gelu | gelu
