@@ -63,3 +63,10 @@ def test_records_that_are_not_sane_are_refused():
     bad = {**record["spec"], "vision": {**record["spec"]["vision"], "width": 10**9}}
     with pytest.raises(ValueError, match="plausible size"):
         rebuild_backbone({"family": "siglip", "spec": bad}, {}, "auto", "auto", image_size=(64, 64))
+
+
+def test_a_siglip_name_with_a_checkpoint_that_is_not_a_siglip_folder_is_one_clear_error(tmp_path):
+    clip_file = tmp_path / "clip.pt"
+    clip_file.write_bytes(b"")
+    with pytest.raises(FarreidError, match="clip.pt is not a SigLIP folder.*'siglip-test' is a SigLIP architecture"):
+        create_backbone("siglip-test", pretrained=clip_file)

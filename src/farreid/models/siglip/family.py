@@ -36,7 +36,13 @@ def create(backbone: str, pretrained: str | Path, activation: str, allow_torchsc
         backbone, pretrained = "auto", backbone
     if not pretrained:
         return SigLIP(SIGLIP_CONFIGS[backbone], **build)
-    folder = read_siglip_folder(resolve_pretrained(pretrained))
+    path = resolve_pretrained(pretrained)
+    if not is_siglip_folder(path):
+        raise CheckpointError(
+            f"{path} is not a SigLIP folder (config.json with model_type siglip, model.safetensors, spiece.model); "
+            f"model.backbone '{backbone}' is a SigLIP architecture"
+        )
+    folder = read_siglip_folder(path)
     spec = folder.spec
     if backbone not in AUTO:
         named = SIGLIP_CONFIGS[backbone]
