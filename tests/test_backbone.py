@@ -45,7 +45,7 @@ def test_spec_names_and_family_names_are_unique():
 def test_a_record_rebuilds_the_same_architecture(name):
     towers = create_backbone(name, image_size=(64, 32))
     weights = towers.state_dict()
-    rebuilt = rebuild_backbone(backbone_record(towers), weights, "auto", "auto", image_size=(64, 32))
+    rebuilt = rebuild_backbone(backbone_record(towers), weights, image_size=(64, 32))
     assert type(rebuilt) is type(towers) and rebuilt.spec == towers.spec
     rebuilt.load_state_dict(weights)
     images = torch.randn(2, 3, 64, 32)
@@ -57,12 +57,12 @@ def test_records_that_are_not_sane_are_refused():
     towers = create_backbone("siglip-test")
     record = backbone_record(towers)
     with pytest.raises(ValueError, match="unknown family 'vit'"):
-        rebuild_backbone({**record, "family": "vit"}, {}, "auto", "auto", image_size=(64, 64))
+        rebuild_backbone({**record, "family": "vit"}, {}, image_size=(64, 64))
     with pytest.raises(ValueError, match="exactly 'family' and 'spec'"):
-        rebuild_backbone({**record, "extra": 1}, {}, "auto", "auto", image_size=(64, 64))
+        rebuild_backbone({**record, "extra": 1}, {}, image_size=(64, 64))
     bad = {**record["spec"], "vision": {**record["spec"]["vision"], "width": 10**9}}
     with pytest.raises(ValueError, match="plausible size"):
-        rebuild_backbone({"family": "siglip", "spec": bad}, {}, "auto", "auto", image_size=(64, 64))
+        rebuild_backbone({"family": "siglip", "spec": bad}, {}, image_size=(64, 64))
 
 
 def test_a_siglip_name_with_a_checkpoint_that_is_not_a_siglip_folder_is_one_clear_error(tmp_path):
