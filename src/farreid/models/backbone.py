@@ -122,7 +122,7 @@ class BackboneFamily:
 
 
 _FAMILIES: dict[str, BackboneFamily] = {}
-DEFAULT_FAMILY = "clip"  # reads every checkpoint no other family claims (and says what it expected)
+DEFAULT_FAMILY = "clip"  # asked last, and builds whatever no family claims (its reader says what it expected)
 
 
 def register_family(family: BackboneFamily) -> None:
@@ -143,10 +143,6 @@ def backbone_family(name: str) -> BackboneFamily:
         raise FarreidError(f"unknown backbone family '{name}'; known: {', '.join(_FAMILIES)}") from None
 
 
-def families() -> list[BackboneFamily]:
-    return list(_FAMILIES.values())
-
-
 def named_spec(name: str) -> Any | None:
     """The spec a backbone name stands for in any family, or None (a path, `auto`, or unknown)."""
     for family in _FAMILIES.values():
@@ -162,13 +158,13 @@ def family_for(backbone: str, pretrained: str | Path = "") -> BackboneFamily:
             return family
     from farreid.models.clip.shipped import resolve_pretrained
 
+    readers = sorted(_FAMILIES.values(), key=lambda family: family.name == DEFAULT_FAMILY)  # the default last
     for candidate in (pretrained, backbone):
-        if not candidate:
-            continue
-        path = resolve_pretrained(candidate)
-        for family in _FAMILIES.values():
-            if family.name != DEFAULT_FAMILY and path.exists() and family.module().reads(path):
-                return family
+        path = resolve_pretrained(candidate) if candidate else None
+        if path is not None and path.exists():
+            for family in readers:
+                if family.module().reads(path):
+                    return family
     return _FAMILIES[DEFAULT_FAMILY]
 
 
