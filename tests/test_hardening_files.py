@@ -78,7 +78,7 @@ def _checkpoint_with_spec(change):
     def make(tmp, f, t):
         state = torch.load(t.checkpoint, map_location="cpu", weights_only=True)
         state = copy.deepcopy(state)
-        change(state["model_info"]["clip_spec"])
+        change(state["model_info"]["backbone"]["spec"])
         path = tmp / "edited.pt"
         torch.save(state, path)
         return path
@@ -107,16 +107,16 @@ CASES = {
         _garbage(".pt", b"\x80\x02."), lambda p, f, t, tmp: _train(p, t, tmp), "cannot read"),
     "train: TorchScript class with arguments": (
         _torchscript_class_with_arguments, lambda p, f, t, tmp: _train(p, t, tmp), "no CLIP ViT image tower"),
-    "extract: clip_spec with an extra key": (
+    "extract: backbone spec with an extra key": (
         _checkpoint_with_spec(lambda s: s.update(extra=1)), lambda p, f, t, tmp: [
             "extract", "--checkpoint", p, "-i", t.data, "-o", tmp / "x"], "unknown key"),
-    "extract: absurd clip_spec width": (
+    "extract: absurd backbone spec width": (
         _checkpoint_with_spec(lambda s: s["vision"].update(width=10**9)), lambda p, f, t, tmp: [
             "extract", "--checkpoint", p, "-i", t.data, "-o", tmp / "x"], "plausible size"),
-    "eval: clip_spec that does not match the weights": (
+    "eval: backbone spec that does not match the weights": (
         _checkpoint_with_spec(lambda s: s["vision"].update(layers=40)), lambda p, f, t, tmp: [
             "eval", "--checkpoint", p, "-o", tmp / "e"], "does not match the stored weights"),
-    "export: clip_spec with a text string": (
+    "export: backbone spec with a text string": (
         _checkpoint_with_spec(lambda s: s["text"].update(width="wide")), lambda p, f, t, tmp: [
             "export", "onnx", "--checkpoint", p, "-o", tmp / "m.onnx"], "text.width"),
 }
@@ -128,4 +128,4 @@ def test_a_bad_file_is_one_message_naming_it(make, argv, words, trained, feature
     path = make(tmp_path, features, trained)
     line = cli_error(argv(path, features, trained, tmp_path), capsys)
     assert words in line
-    assert str(path) in line or str(path.parent) in line or "model_info.clip_spec" in line
+    assert str(path) in line or str(path.parent) in line or "model_info.backbone" in line

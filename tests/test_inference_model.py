@@ -29,7 +29,7 @@ def test_from_checkpoint_rebuilds_the_trained_model(trained, model):
     assert farreid.ReIDModel is ReIDModel
     assert model.size == (64, 32) and model.dim == 128 + 64 and model.model.cfg.pbp.key == "platform"
     state = load_checkpoint(trained.checkpoint)
-    assert state["model_info"]["num_keys"] == 2 and state["model_info"]["clip_spec"]["name"] == "test"
+    assert state["model_info"]["num_keys"] == 2 and state["model_info"]["backbone"]["spec"]["name"] == "test"
     weights = model.model.state_dict()
     for key in ("clip.visual.transformer.resblocks.1.mlp.c_fc.weight", "adapters.0.temporal.up.weight", "pool.score.weight"):
         torch.testing.assert_close(weights[key], state["model"][key], rtol=0, atol=0)
@@ -84,7 +84,7 @@ def test_a_checkpoint_without_the_architecture_record_is_refused(trained, tmp_pa
     state = dict(load_checkpoint(trained.checkpoint))
     del state["model_info"]  # every checkpoint the engine writes has it
     save_checkpoint(state, tmp_path / "stripped.pt")
-    with pytest.raises(CheckpointError, match=r"stripped.pt has no model_info record \(clip_spec, num_keys\)"):
+    with pytest.raises(CheckpointError, match=r"stripped.pt has no model_info record \(backbone, num_keys\)"):
         ReIDModel.from_checkpoint(tmp_path / "stripped.pt", device="cpu", precision="fp32")
 
 

@@ -87,8 +87,8 @@ class TextConfig:
 
 @dataclass
 class ModelConfig:
-    backbone: str = "ViT-B/16"  # a name from farreid.models.clip configs, or inferred from `pretrained`
-    pretrained: str = ""  # local checkpoint path, or a shipped name (synthetic-people-tiny); empty = random init
+    backbone: str = "ViT-B/16"  # a named architecture of any backbone family (ViT-B/16, siglip-base-patch16-224, ...), or auto
+    pretrained: str = ""  # local checkpoint path or SigLIP folder, or a shipped name (synthetic-people-tiny); empty = random init
     image_size: list[int] = field(default_factory=lambda: [256, 128])  # [height, width] the towers take; frames are resized to it
     allow_torchscript: bool = False  # run TorchScript archives' code instead of reading them as data
     activation: str = "auto"  # auto (checkpoint's / QuickGELU for OpenAI weights) | quick_gelu | gelu
@@ -406,18 +406,18 @@ def _datasets(cfg: Any) -> str:
 
 def _patch_size(cfg: Any) -> int:
     """The named backbone's patch size (1 when the backbone is only known from its weight file)."""
-    from farreid.models.clip.configs import CLIP_CONFIGS
+    from farreid.models.backbone import named_spec
 
-    spec = CLIP_CONFIGS.get(cfg.model.backbone)
+    spec = named_spec(cfg.model.backbone)
     return spec.vision.patch_size if spec is not None else 1
 
 
 def _depth(cfg: Any) -> int:
     """The named backbone's number of blocks (unbounded when it is only known from its weight file; the model
     checks again when it is built)."""
-    from farreid.models.clip.configs import CLIP_CONFIGS
+    from farreid.models.backbone import named_spec
 
-    spec = CLIP_CONFIGS.get(cfg.model.backbone)
+    spec = named_spec(cfg.model.backbone)
     return spec.vision.layers if spec is not None else 1 << 30
 
 

@@ -1,15 +1,15 @@
-"""Rebuild a trained FarReID from a farreid training checkpoint, without the original CLIP weight file.
+"""Rebuild a trained FarReID from a farreid training checkpoint, without the original backbone weight file.
 
 A stage-2 checkpoint (`runs/<name>/checkpoints/best.pt` or `stage2-step*.pt`) holds the model weights, the
-configuration it was trained with and `model_info`: the CLIP architecture and the number of prompt keys (the
-recorded architecture is checked against the weight shapes). `model.pretrained` is never read: the checkpoint
+configuration it was trained with and `model_info`: the backbone family with its architecture, and the number of
+prompt keys (the family checks the recorded architecture against the weight shapes). `model.pretrained` is never read: the checkpoint
 already holds every weight, and a deployment machine usually does not have the original file.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,9 +18,7 @@ import torch
 from farreid.config import Config, config_from_dict
 from farreid.engine.checkpoint import CheckpointError, load_checkpoint
 from farreid.models import FarReID
-from farreid.models.clip import CLIP
-from farreid.models.clip.checkpoint import infer_spec
-from farreid.models.clip.configs import ACTIVATIONS, ClipSpec, TextSpec, VisionSpec
+from farreid.models.backbone import Backbone, rebuild_backbone
 
 
 @dataclass
@@ -49,69 +47,18 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     )
 
 
-def _spec_from_dict(data: Mapping[str, Any]) -> ClipSpec:
-    """The recorded spec, refusing unknown keys and values that are not positive integers of sane size."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("vision"), Mapping):
-        raise ValueError("it is not a mapping with a 'vision' entry")
-    unknown = set(data) - {"name", "vision", "text", "activation"}
-    if unknown:
-        raise ValueError(f"unknown key(s) {sorted(unknown)}")
-    text = data.get("text")
-    for part, values in (("vision", data["vision"]), ("text", text or {})):
-        if not isinstance(values, Mapping):
-            raise ValueError(f"'{part}' is not a mapping")
-        for key, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1 << 20:
-                raise ValueError(f"{part}.{key} = {value!r} is not a positive integer of a plausible size")
-    if data.get("activation", "quick_gelu") not in ACTIVATIONS:
-        raise ValueError(f"activation {data.get('activation')!r} is not one of {', '.join(ACTIVATIONS)}")
-    return ClipSpec(
-        name=str(data.get("name", "")), vision=VisionSpec(**data["vision"]), text=TextSpec(**text) if text else None,
-        activation=data.get("activation", "quick_gelu"),
-    )
-
-
-def _shape_fields(spec: ClipSpec) -> tuple:
-    """What the weight shapes determine (heads are a choice, and the training resolution was resized away)."""
-    text = replace(spec.text, heads=0) if spec.text else None
-    return replace(spec.vision, heads=0, image_size=0), text
-
-
-def _openai_names(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's `clip.*` tensors under OpenAI's names (`visual.*`, text keys un-prefixed)."""
-    out = {}
-    for key, value in state.items():
-        if key.startswith("clip.visual."):
-            out[key[len("clip."):]] = value
-        elif key.startswith("clip.text."):
-            out[key[len("clip.text."):]] = value
-    return out
-
-
-def _clip_spec(info: Mapping[str, Any], state: Mapping[str, torch.Tensor], cfg: Config) -> ClipSpec:
-    """The recorded spec, checked against the weight shapes."""
+def _backbone(path: Path, record: Mapping[str, Any], weights: Mapping[str, torch.Tensor], cfg: Config) -> Backbone:
+    """Empty towers from the checkpoint's backbone record (checked against the weight shapes by its family)."""
+    towers = {key[len("clip."):]: value for key, value in weights.items() if key.startswith("clip.")}
     try:
-        spec = _spec_from_dict(info["clip_spec"])
-        inferred = _inferred_spec(state, cfg, "quick_gelu")
-        if _shape_fields(spec) != _shape_fields(inferred):
-            raise ValueError(f"it does not match the stored weights (they describe {_shape_fields(inferred)})")
-        if spec.vision.width % spec.vision.heads or (spec.text and spec.text.width % spec.text.heads):
-            raise ValueError("the attention heads do not divide the width")
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"the checkpoint's recorded CLIP architecture (model_info.clip_spec): {exc}") from None
-    return spec
-
-
-def _inferred_spec(state: Mapping[str, torch.Tensor], cfg: Config, activation: str) -> ClipSpec:
-    """The architecture the model's `clip.*` weight shapes describe."""
-    weights = _openai_names(state)
-    pos = weights.get("visual.positional_embedding")
-    if pos is not None:  # resized to the ReID grid already; only its width matters for the architecture
-        weights["visual.positional_embedding"] = pos[:2]
-    try:
-        return infer_spec(weights, name=cfg.model.backbone, activation=activation)
+        return rebuild_backbone(
+            record, towers, image_size=tuple(cfg.model.image_size), stride=cfg.model.stride or None,
+            pos_resize=cfg.model.pos_resize,
+        )
     except (KeyError, IndexError) as exc:
-        raise CheckpointError(f"the checkpoint's model weights lack {exc.args[0]!r}: not a FarReID model") from None
+        raise CheckpointError(f"{path}: the checkpoint's model weights lack {exc.args[0]!r}: not a FarReID model") from None
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the recorded backbone (model_info.backbone) is not usable: {exc}") from None
 
 
 INFERENCE_KEYS = ("stage", "loop", "model", "model_info", "num_classes", "config")  # what rebuilds the model
@@ -175,12 +122,10 @@ def load_trained_model(checkpoint: str | Path | StoredCheckpoint) -> LoadedCheck
     path, state, cfg = stored.path, stored.state, stored.cfg
     weights = state["model"]
     info = state.get("model_info")
-    if not isinstance(info, Mapping) or not info.get("clip_spec") or "num_keys" not in info:
-        raise CheckpointError(f"{path} has no model_info record (clip_spec, num_keys) of the model it holds: not a "
+    if not isinstance(info, Mapping) or not info.get("backbone") or "num_keys" not in info:
+        raise CheckpointError(f"{path} has no model_info record (backbone, num_keys) of the model it holds: not a "
                               "stage-2 checkpoint written by farreid")
-    spec = _clip_spec(info, weights, cfg)
-    clip = CLIP(spec, image_size=tuple(cfg.model.image_size), stride=cfg.model.stride or None,
-                pos_resize=cfg.model.pos_resize)
+    clip = _backbone(path, info["backbone"], weights, cfg)
     model = FarReID(cfg.model, int(state["num_classes"]), int(info["num_keys"]), clip=clip)
     try:
         model.load_state_dict(weights, assign=True)

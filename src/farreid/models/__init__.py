@@ -1,6 +1,8 @@
-"""Models: CLIP towers (`farreid.models.clip`) and the far-distance video ReID model assembled on them."""
+"""Models: backbone families (`farreid.models.backbone`: CLIP in `models.clip`, SigLIP in `models.siglip`) and
+the far-distance video ReID model assembled on their towers."""
 
 from farreid.models.adapters import FrameAdapter, TemporalAdapter, VSLAdapter
+from farreid.models.backbone import BackboneFamily, create_backbone, register_family
 from farreid.models.clip import CLIP, ClipTokenizer, create_clip
 from farreid.models.heads import BNNeckClassifier
 from farreid.models.pooling import TemporalPooling
@@ -8,11 +10,12 @@ from farreid.models.prompts import PlatformPrompts, keys_from_batch, num_prompt_
 from farreid.models.reid import FarReID, FrameFeatures, ReIDOutput
 from farreid.models.text_prompt import TextPromptLearner
 
-# `build_backbone(name_or_checkpoint, pretrained=..., image_size=...)`: the CLIP towers alone.
-build_backbone = create_clip
+# `build_backbone(name_or_checkpoint, pretrained=..., image_size=...)`: the towers alone, of whichever family.
+build_backbone = create_backbone
 
 __all__ = [
     "BNNeckClassifier",
+    "BackboneFamily",
     "CLIP",
     "ClipTokenizer",
     "FarReID",
@@ -25,7 +28,9 @@ __all__ = [
     "TextPromptLearner",
     "VSLAdapter",
     "build_backbone",
+    "create_backbone",
     "create_clip",
     "keys_from_batch",
     "num_prompt_keys",
+    "register_family",
 ]

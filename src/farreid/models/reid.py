@@ -1,5 +1,6 @@
 """FarReID: the far-distance video ReID model (VSLA adapters, platform prompts, last-N fine-tuning,
-temporal pooling, BNNeck heads, identity text prompts) assembled on farreid's CLIP towers.
+temporal pooling, BNNeck heads, identity text prompts) assembled on any registered backbone family's towers
+(CLIP, SigLIP; see `farreid.models.backbone`).
 
 Clips are (B, T, 3, H, W); the B*T frames run through the image tower as one batch (frames of a clip
 consecutive), with every block's adapter bound to that layout and the clip's prompt tokens.
@@ -7,7 +8,7 @@ consecutive), with every block's adapter bound to that layout and the clip's pro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -17,8 +18,7 @@ from torch import Tensor, nn
 from farreid.config.schema import ModelConfig
 from farreid.errors import FarreidError
 from farreid.models.adapters import VSLAdapter
-from farreid.models.clip.factory import create_clip
-from farreid.models.clip.model import CLIP
+from farreid.models.backbone import Backbone, backbone_record, create_backbone
 from farreid.models.heads import BNNeckClassifier
 from farreid.models.pooling import TemporalPooling
 from farreid.models.prompts import PlatformPrompts, keys_from_batch, num_prompt_keys, tracing
@@ -32,15 +32,18 @@ STAGES = ("stage1", "stage2")
 class ReIDOutput:
     """What a training step needs from one forward pass (all per tracklet, frame-pooled, pre-BN features)."""
 
-    logits: list[Tensor]  # [BNNeck classifier on the final CLS, on the projected CLS], each (B, num_classes)
-    triplet_features: list[Tensor]  # [penultimate-block CLS, final CLS after ln_post, projected CLS]
+    logits: list[Tensor]  # [BNNeck classifier on the final feature, on the projected one], each (B, num_classes)
+    triplet_features: list[Tensor]  # [penultimate, final, projected] (CLIP: the CLS of each; see TowerFeatures)
     projected: Tensor  # (B, d_proj), for the image-text losses
 
 
 @dataclass
 class FrameFeatures:
-    penultimate: Tensor  # (B, T, width) raw CLS of the second-to-last block
-    final: Tensor  # (B, T, width) CLS after ln_post
+    """The image tower's `TowerFeatures` of every frame (CLIP: raw penultimate CLS, final CLS after ln_post,
+    projected CLS)."""
+
+    penultimate: Tensor  # (B, T, width)
+    final: Tensor  # (B, T, width)
     projected: Tensor  # (B, T, d_proj)
 
 
@@ -51,16 +54,17 @@ class FarReID(nn.Module):
     `num_keys` is the number of camera ids (used when `pbp.key="camera"` and `pbp.num_keys` is 0; other keys size
     themselves). `finetune_last_n` blocks of the image tower train at `finetune_lr_mult` x the base rate; equal to
     the depth it trains the whole image tower (patch embedding, positions, ln_post and proj too: training from
-    scratch). `clip` passes ready CLIP towers (e.g. rebuilt from a trained checkpoint, whose weights replace
-    `pretrained`'s); then the backbone, weights and input-size settings are not read.
+    scratch). `clip` passes ready towers of any backbone family (e.g. rebuilt from a trained checkpoint, whose
+    weights replace `pretrained`'s); then the backbone, weights and input-size settings are not read. The
+    attribute is `clip` for every family (vision-language towers; it is also the state-dict prefix).
     """
 
-    def __init__(self, cfg: ModelConfig, num_classes: int, num_keys: int = 0, clip: CLIP | None = None):
+    def __init__(self, cfg: ModelConfig, num_classes: int, num_keys: int = 0, clip: Backbone | None = None):
         super().__init__()
         if num_classes <= 0:
             raise FarreidError(f"num_classes must be > 0, got {num_classes}")
         self.cfg = cfg
-        self.clip = clip or create_clip(
+        self.clip = clip or create_backbone(
             cfg.backbone, cfg.pretrained, tuple(cfg.image_size), cfg.stride or None, cfg.pos_resize, cfg.activation,
             cfg.allow_torchscript,
         )
@@ -85,19 +89,19 @@ class FarReID(nn.Module):
             cameras = pbp.num_keys if pbp.num_keys > 0 else num_keys
             keys = num_prompt_keys(pbp.key, cameras, pbp.altitude_bins, pbp.distance_bins)
             self.prompts = PlatformPrompts(prompt_depth, pbp.length, keys, width)
-        self.pool = TemporalPooling(width, cfg.pooling)  # shared by the penultimate and the final CLS
+        self.pool = TemporalPooling(width, cfg.pooling)  # shared by the penultimate and the final feature
         self.pool_proj = TemporalPooling(proj_dim, cfg.pooling)
         self.head = BNNeckClassifier(width, num_classes)
         self.head_proj = BNNeckClassifier(proj_dim, num_classes)
         text = self.clip.text
-        self.prompt_learner = TextPromptLearner(num_classes, text.width, cfg.text.n_ctx, cfg.text.n_id_tokens,
-                                                text.context_length)
+        template = text.prompt_template(2 * cfg.text.n_ctx + cfg.text.n_id_tokens)
+        self.prompt_learner = TextPromptLearner(num_classes, text.width, template, cfg.text.n_ctx, cfg.text.n_id_tokens)
         self.set_stage("stage2")
 
     def checkpoint_info(self) -> dict:
         """What a checkpoint needs besides the config and the weights to rebuild this model without reading
-        `model.pretrained` again: the CLIP architecture (incl. activation) and the number of prompt keys."""
-        return {"clip_spec": asdict(self.clip.spec), "num_keys": self.prompts.num_keys if self.prompts is not None else 0}
+        `model.pretrained` again: the backbone family and its spec, and the number of prompt keys."""
+        return {"backbone": backbone_record(self.clip), "num_keys": self.prompts.num_keys if self.prompts is not None else 0}
 
     @property
     def triplet_feature_dims(self) -> tuple[int, int, int]:
@@ -108,14 +112,11 @@ class FarReID(nn.Module):
     # ----------------------------------------------------------------- what trains
     def _tail_parameters(self) -> list[tuple[str, nn.Parameter]]:
         visual = self.clip.visual
+        named = [(f"clip.visual.{n}", p) for n, p in visual.named_parameters()]
         if self.cfg.finetune_last_n == visual.layers:
-            return [(f"clip.visual.{n}", p) for n, p in visual.named_parameters()]
-        first = visual.layers - self.cfg.finetune_last_n
-        return [
-            (f"clip.visual.transformer.resblocks.{i}.{n}", p)
-            for i in range(first, visual.layers)
-            for n, p in visual.transformer.resblocks[i].named_parameters()
-        ]
+            return named
+        tail = {id(p) for block in visual.blocks[visual.layers - self.cfg.finetune_last_n :] for p in block.parameters()}
+        return [(n, p) for n, p in named if id(p) in tail]
 
     def _new_parameters(self) -> list[tuple[str, nn.Parameter]]:
         parts = {"adapters": self.adapters, "prompts": self.prompts, "pool": self.pool, "pool_proj": self.pool_proj,
@@ -181,7 +182,7 @@ class FarReID(nn.Module):
         return keys_from_batch(batch, pbp.key, pbp.altitude_bins, pbp.distance_bins)
 
     def frame_features(self, clip: Tensor, keys: Tensor | None = None, mask: Tensor | None = None) -> FrameFeatures:
-        """Per-frame CLS features with adapters and prompts. clip (B, T, 3, H, W); mask (B, T) True = real."""
+        """Per-frame features with adapters and prompts. clip (B, T, 3, H, W); mask (B, T) True = real."""
         b, t = clip.shape[:2]
         if mask is not None and not tracing() and bool(mask.all()):
             mask = None  # nothing padded: the unmasked attention kernels are faster
@@ -191,12 +192,12 @@ class FarReID(nn.Module):
             if keys is None:
                 raise FarreidError("prompt keys are required when platform prompts are enabled (model.prompt_keys(batch))")
             extra = self.prompts(keys.to(clip.device), t)
-        out = self.clip.visual(
-            clip.flatten(0, 1), extra_tokens=extra, sides=sides, return_blocks=(-2,), no_grad_prefix=self._no_grad_prefix
+        out = self.clip.visual.frame_features(
+            clip.flatten(0, 1), extra_tokens=extra, sides=sides, no_grad_prefix=self._no_grad_prefix
         )
         return FrameFeatures(
-            penultimate=out.blocks[-2][:, 0].reshape(b, t, -1),
-            final=out.pooled.reshape(b, t, -1),
+            penultimate=out.penultimate.reshape(b, t, -1),
+            final=out.final.reshape(b, t, -1),
             projected=out.projected.reshape(b, t, -1),
         )
 
@@ -214,16 +215,16 @@ class FarReID(nn.Module):
         return ReIDOutput(logits=logits, triplet_features=[penultimate, final, projected], projected=projected)
 
     def embed(self, clip: Tensor, keys: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
-        """The test feature: L2-normalised concat(final CLS, projected CLS), pooled, before BN (B, width + d_proj)."""
+        """The test feature: L2-normalised concat(final, projected), pooled, before BN (B, width + d_proj)."""
         _, final, projected = self._pooled(clip, keys, mask)
         return F.normalize(torch.cat([final, projected], dim=1).float(), dim=1)
 
     @torch.no_grad()
     def frame_pooled_projection(self, clip: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Stage 1's image feature: the plain CLIP tower (no adapters, no prompts), projected CLS averaged over
-        the real frames (B, d_proj)."""
+        """Stage 1's image feature: the plain image tower (no adapters, no prompts), its projected feature averaged
+        over the real frames (B, d_proj)."""
         b, t = clip.shape[:2]
-        projected = self.clip.visual(clip.flatten(0, 1)).projected.reshape(b, t, -1).float()
+        projected = self.clip.encode_image(clip.flatten(0, 1)).reshape(b, t, -1).float()
         if mask is None:
             return projected.mean(dim=1)
         weights = mask.to(projected.dtype).unsqueeze(-1)

@@ -1,4 +1,4 @@
-"""The transformer pieces shared by both CLIP towers, with OpenAI's parameter names.
+"""The pre-LN transformer pieces shared by the CLIP and SigLIP towers, with OpenAI's parameter names.
 
 Tokens are batch-first, (N, L, D). A block takes two optional hooks so that the ReID model can extend it
 without a forked copy: `extra` tokens that join the attention as keys/values only (their outputs would be
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from farreid.models.clip.configs import check_activation
+from farreid.errors import FarreidError
 
 
 class QuickGELU(nn.Module):
@@ -29,8 +29,17 @@ class QuickGELU(nn.Module):
         return torch.sigmoid_(x * 1.702).mul_(x)
 
 
+ACTIVATIONS = {  # the MLP activations of the supported families (SigLIP uses GELU's tanh approximation)
+    "quick_gelu": QuickGELU,
+    "gelu": nn.GELU,
+    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+}
+
+
 def make_activation(name: str) -> nn.Module:
-    return QuickGELU() if check_activation(name) == "quick_gelu" else nn.GELU()
+    if name not in ACTIVATIONS:
+        raise FarreidError(f"unknown activation '{name}'; expected one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
 
 
 class SideBranches(Protocol):
@@ -87,11 +96,11 @@ def _matmul_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 class ResidualAttentionBlock(nn.Module):
     """Pre-LN block: x + attn(ln_1(x)) [+ side.attn(x)], then y + mlp(ln_2(y)) [+ side.mlp(y)]."""
 
-    def __init__(self, width: int, heads: int, mlp_width: int, activation: str = "quick_gelu"):
+    def __init__(self, width: int, heads: int, mlp_width: int, activation: str = "quick_gelu", eps: float = 1e-5):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(width)
+        self.ln_1 = nn.LayerNorm(width, eps=eps)
         self.attn = SelfAttention(width, heads)
-        self.ln_2 = nn.LayerNorm(width)
+        self.ln_2 = nn.LayerNorm(width, eps=eps)
         self.mlp = nn.Sequential(
             OrderedDict(
                 c_fc=nn.Linear(width, mlp_width),
@@ -119,12 +128,14 @@ class ResidualAttentionBlock(nn.Module):
 class Transformer(nn.Module):
     """A stack of blocks that can hand back the outputs of any requested blocks."""
 
-    def __init__(self, width: int, layers: int, heads: int, mlp_width: int, activation: str = "quick_gelu"):
+    def __init__(
+        self, width: int, layers: int, heads: int, mlp_width: int, activation: str = "quick_gelu", eps: float = 1e-5
+    ):
         super().__init__()
         self.width = width
         self.layers = layers
         self.resblocks = nn.ModuleList(
-            ResidualAttentionBlock(width, heads, mlp_width, activation) for _ in range(layers)
+            ResidualAttentionBlock(width, heads, mlp_width, activation, eps) for _ in range(layers)
         )
         self.grad_checkpointing = False
 

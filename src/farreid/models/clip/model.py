@@ -19,6 +19,8 @@ METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
 class CLIP(nn.Module):
     """`visual` (image tower), `text` (text tower, may be absent) and `logit_scale`."""
 
+    family = "clip"
+
     def __init__(
         self,
         spec: ClipSpec,
@@ -63,9 +65,9 @@ class CLIP(nn.Module):
             visual["positional_embedding"] = resize_pos_embed(
                 pos.float(), (side, side), self.visual.grid, self.visual.pos_resize
             )
-        _load_strict(self.visual, visual, source, "visual.")
+        load_strict(self.visual, visual, source, "visual.")
         if self.text is not None:
-            _load_strict(self.text, text, source, "")
+            load_strict(self.text, text, source, "")
         elif text:
             raise FarreidError(f"{source}: holds text-tower weights but the model was built without a text tower")
         if "logit_scale" in rest:
@@ -90,7 +92,7 @@ def split_openai_state_dict(state: dict[str, Tensor]) -> tuple[dict, dict, dict]
     return visual, text, rest
 
 
-def _load_strict(module: nn.Module, state: dict[str, Tensor], source: str, prefix: str) -> None:
+def load_strict(module: nn.Module, state: dict[str, Tensor], source: str, prefix: str) -> None:
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from farreid.errors import FarreidError
+from farreid.models.backbone import PromptTemplate
 from farreid.models.clip.configs import TextSpec
 from farreid.models.clip.layers import Transformer, init_transformer_
 
@@ -49,6 +51,20 @@ class TextTower(nn.Module):
     def width(self) -> int:
         return self.transformer.width
 
+    def prompt_template(self, n_learned: int) -> PromptTemplate:
+        """"<start> X x n_learned . <end>" zero-padded, read at the end-of-text token (the largest id)."""
+        from farreid.models.clip.tokenizer import ClipTokenizer
+
+        tokenizer = ClipTokenizer.from_path()
+        words = tokenizer.encode(" ".join(["X"] * n_learned) + ".")  # one token a placeholder, then "."
+        ids = [tokenizer.sot_id, *words, tokenizer.eot_id]
+        if len(words) != n_learned + 1 or len(ids) > self.context_length:
+            raise FarreidError(
+                f"a prompt of {n_learned} learned tokens does not fit the text context of {self.context_length} "
+                "(model.text.n_ctx, model.text.n_id_tokens)"
+            )
+        return PromptTemplate(tuple(ids) + (0,) * (self.context_length - len(ids)), start=1, read_index=len(ids) - 1)
+
     def hidden_states(self, embeddings: Tensor) -> Tensor:
         """(N, L, width) token embeddings -> ln_final of the causal transformer's output (N, L, width)."""
         length = embeddings.shape[1]
@@ -58,10 +74,10 @@ class TextTower(nn.Module):
         x, _ = self.transformer(x, causal=True)
         return self.ln_final(x)
 
-    def forward_embeddings(self, embeddings: Tensor, eot_index: Tensor) -> Tensor:
-        """Projected features (N, output_dim) read at each sequence's end-of-text position."""
+    def forward_embeddings(self, embeddings: Tensor, read_index: Tensor) -> Tensor:
+        """Projected features (N, output_dim) read at each sequence's end-of-text position `read_index` (N,)."""
         x = self.hidden_states(embeddings)
-        pooled = x[torch.arange(x.shape[0], device=x.device), eot_index]
+        pooled = x[torch.arange(x.shape[0], device=x.device), read_index]
         return pooled @ self.text_projection.to(pooled.dtype)
 
     def forward(self, token_ids: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from farreid.models.backbone import TowerFeatures
 from farreid.models.clip.configs import VisionSpec
 from farreid.models.clip.layers import SideBranches, Transformer, grid_size, init_transformer_
 
@@ -27,11 +28,17 @@ def resize_pos_embed(pos: Tensor, src_grid: tuple[int, int], dst_grid: tuple[int
     (sh, sw), (dh, dw) = src_grid, dst_grid
     if pos.shape[0] != 1 + sh * sw:
         raise ValueError(f"positional embedding has {pos.shape[0]} rows, expected 1 + {sh}x{sw}")
-    cls_row, grid = pos[:1], pos[1:]
-    grid = grid.float().reshape(1, sh, sw, -1).permute(0, 3, 1, 2)  # (1, D, sh, sw)
+    return torch.cat([pos[:1], resize_grid(pos[1:], src_grid, dst_grid, mode)])
+
+
+def resize_grid(rows: Tensor, src_grid: tuple[int, int], dst_grid: tuple[int, int], mode: str = "bicubic") -> Tensor:
+    """Resize (h*w, D) row-major grid positions to another grid, in fp32, returned in the input's dtype."""
+    if tuple(src_grid) == tuple(dst_grid):
+        return rows
+    (sh, sw), (dh, dw) = src_grid, dst_grid
+    grid = rows.float().reshape(1, sh, sw, -1).permute(0, 3, 1, 2)  # (1, D, sh, sw)
     grid = F.interpolate(grid, size=(dh, dw), mode=mode, align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(dh * dw, -1)
-    return torch.cat([cls_row.float(), grid]).to(pos.dtype)
+    return grid.permute(0, 2, 3, 1).reshape(dh * dw, -1).to(rows.dtype)
 
 
 @dataclass
@@ -104,6 +111,10 @@ class VisionTower(nn.Module):
     def layers(self) -> int:
         return self.transformer.layers
 
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.transformer.resblocks
+
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         self.transformer.grad_checkpointing = enabled
 
@@ -144,3 +155,15 @@ class VisionTower(nn.Module):
             tokens = self.ln_post(x)
             projected = tokens[:, 0] @ self.proj.to(tokens.dtype)
         return VisionOutput(blocks=kept, tokens=tokens, projected=projected)
+
+    def frame_features(
+        self,
+        images: Tensor,
+        extra_tokens: Sequence[Tensor | None] | None = None,
+        sides: Sequence[SideBranches | None] | None = None,
+        no_grad_prefix: int = -1,
+    ) -> TowerFeatures:
+        """The paper's three features: the CLS of the second-to-last block (raw residual stream), the final
+        CLS after ln_post, and the projected CLS."""
+        out = self(images, extra_tokens, sides, return_blocks=(-2,), no_grad_prefix=no_grad_prefix)
+        return TowerFeatures(penultimate=out.blocks[-2][:, 0], final=out.pooled, projected=out.projected)
