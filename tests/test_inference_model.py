@@ -31,9 +31,9 @@ def test_from_checkpoint_rebuilds_the_trained_model(trained, model):
     state = load_checkpoint(trained.checkpoint)
     assert state["model_info"]["num_keys"] == 2 and state["model_info"]["backbone"]["spec"]["name"] == "test"
     weights = model.model.state_dict()
-    for key in ("clip.visual.transformer.resblocks.1.mlp.c_fc.weight", "adapters.0.temporal.up.weight", "pool.score.weight"):
+    for key in ("backbone.visual.transformer.resblocks.1.mlp.c_fc.weight", "adapters.0.temporal.up.weight", "pool.score.weight"):
         torch.testing.assert_close(weights[key], state["model"][key], rtol=0, atol=0)
-    assert model.model.clip.text is None  # inference drops the training-only text tower
+    assert model.model.backbone.text is None  # inference drops the training-only text tower
     assert ReIDModel.from_checkpoint(trained.run, device="cpu").source == str(trained.checkpoint)  # a run folder
 
 

@@ -30,7 +30,7 @@ def shrunk_clip(name: str, image_size: tuple[int, int], layers: int = 2) -> CLIP
 @pytest.mark.parametrize("name,size,feature_dim", [("ViT-B/16", (256, 128), 768 + 512), ("ViT-L/14", (252, 126), 1024 + 768)])
 def test_shapes_for_the_published_backbones(name, size, feature_dim):
     clip = shrunk_clip(name, size)
-    model = FarReID(ModelConfig(pbp=PromptConfig(depth=1)), 5, 3, clip=clip).eval()
+    model = FarReID(ModelConfig(pbp=PromptConfig(depth=1)), 5, 3, backbone=clip).eval()
     width = clip.visual.width
     assert clip.visual.grid == ((16, 8) if name == "ViT-B/16" else (18, 9))
     assert model.prompts.prompts.shape == (1, 4, 3, width)
@@ -51,7 +51,7 @@ def test_zero_init_adapters_without_prompts_leave_clip_unchanged():
     clips = torch.randn(2, 3, 3, 64, 32)
     with torch.no_grad():
         frames = model.frame_features(clips)
-        plain = model.clip.visual(clips.flatten(0, 1), return_blocks=(-2,))
+        plain = model.backbone.visual(clips.flatten(0, 1), return_blocks=(-2,))
     torch.testing.assert_close(frames.final.flatten(0, 1), plain.pooled)
     torch.testing.assert_close(frames.projected.flatten(0, 1), plain.projected)
     torch.testing.assert_close(frames.penultimate.flatten(0, 1), plain.blocks[-2][:, 0])
@@ -93,17 +93,17 @@ def test_padded_frames_do_not_change_the_pooled_feature():
 def test_trainable_set_is_exactly_the_specified_one():
     clip = shrunk_clip("ViT-B/16", (64, 32), layers=4)
     model = FarReID(ModelConfig(finetune_last_n=2, adapter=AdapterConfig(bottleneck=64), pbp=PromptConfig(depth=3)),
-                    4, 2, clip=clip)
+                    4, 2, backbone=clip)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     expected_prefixes = ("adapters.", "prompts.prompts", "pool.score.", "pool_proj.score.",
-                         "clip.visual.transformer.resblocks.2.", "clip.visual.transformer.resblocks.3.")
+                         "backbone.visual.transformer.resblocks.2.", "backbone.visual.transformer.resblocks.3.")
     expected_heads = {f"{h}.{p}" for h in ("head", "head_proj") for p in ("bn.weight", "classifier.weight")}
     expected = {n for n, _ in model.named_parameters() if n.startswith(expected_prefixes)} | expected_heads
     assert trainable == expected
     groups = {g["name"]: g for g in model.parameter_groups()}
     assert set(groups) == {"new", "backbone_tail"} and groups["backbone_tail"]["lr_mult"] == 0.1
     assert set(groups["new"]["param_names"]) | set(groups["backbone_tail"]["param_names"]) == trainable
-    assert all(n.startswith("clip.visual.transformer.resblocks.") for n in groups["backbone_tail"]["param_names"])
+    assert all(n.startswith("backbone.visual.transformer.resblocks.") for n in groups["backbone_tail"]["param_names"])
     model.set_stage("stage1")
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {
         "prompt_learner.prefix_ctx", "prompt_learner.suffix_ctx", "prompt_learner.id_tokens"}
@@ -117,10 +117,10 @@ def test_a_training_step_reaches_the_tail_blocks_and_nothing_frozen():
     loss = sum(torch.nn.functional.cross_entropy(x, labels) for x in out.logits) + sum(
         f.pow(2).mean() for f in out.triplet_features)
     loss.backward()
-    blocks = model.clip.visual.transformer.resblocks
+    blocks = model.backbone.visual.transformer.resblocks
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in blocks[1].parameters())
     assert all(p.grad is None for p in blocks[0].parameters())
-    assert model.clip.visual.conv1.weight.grad is None and model.clip.visual.proj.grad is None
+    assert model.backbone.visual.conv1.weight.grad is None and model.backbone.visual.proj.grad is None
     assert model.head.bn.bias.grad is None
     assert model.adapters[0].temporal.down.weight.grad.abs().sum() > 0
     assert model.prompts.prompts.grad.abs().sum() > 0
@@ -141,7 +141,7 @@ def test_text_prompts_train_through_the_frozen_text_tower():
     torch.testing.assert_close(features[1], features[2])
     features.sum().backward()
     assert model.prompt_learner.id_tokens.grad[3].abs().sum() > 0 and model.prompt_learner.id_tokens.grad[1].abs().sum() == 0
-    assert all(p.grad is None for p in model.clip.text.parameters())
+    assert all(p.grad is None for p in model.backbone.text.parameters())
     stage1 = model.frame_pooled_projection(torch.randn(2, 3, 3, 64, 32), torch.tensor([[True, True, False]] * 2))
     assert stage1.shape == (2, 64) and not stage1.requires_grad
 
@@ -170,12 +170,12 @@ def test_from_config_builds_the_demo_model():
     cfg = load_config("demo_tiny")
     model = FarReID(cfg.model, num_classes=8, num_keys=3)
     height, width = cfg.model.image_size
-    assert model.clip.spec.name == "tiny" and model.clip.visual.grid == (height // 16, width // 16)
+    assert model.backbone.spec.name == "tiny" and model.backbone.visual.grid == (height // 16, width // 16)
     assert model.prompts.num_keys == 2 and model.prompts.depth == 3
     batch = {"clip": torch.randn(2, 4, 3, height, width), "platform": torch.tensor([0, 1])}
     out = model(batch["clip"], model.prompt_keys(batch))
     assert out.projected.shape == (2, 128)
     tail = next(g for g in model.parameter_groups() if g["name"] == "backbone_tail")
     # pretrained start (the shipped towers): only the last two blocks fine-tune, as in the paper
-    assert "clip.visual.conv1.weight" not in tail["param_names"]
+    assert "backbone.visual.conv1.weight" not in tail["param_names"]
     assert {n.split(".")[4] for n in tail["param_names"]} == {"2", "3"}

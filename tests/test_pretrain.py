@@ -119,7 +119,7 @@ def test_pretrained_towers_load_as_model_pretrained(tmp_path):
                                      "model.image_size=[64,32]", "model.pbp.depth=1", "model.finetune_last_n=1"])
     model = FarReID(demo.model, num_classes=4, num_keys=2)
     state = read_checkpoint(result.towers).state
-    assert torch.equal(model.clip.text.token_embedding.weight, state["token_embedding.weight"].float())
+    assert torch.equal(model.backbone.text.token_embedding.weight, state["token_embedding.weight"].float())
 
 
 @pytest.mark.parametrize("kind", ["shipped-name", "safetensors", "state-dict", "open_clip", "openai-torchscript"])

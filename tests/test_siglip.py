@@ -121,18 +121,18 @@ def test_last_n_finetuning_trains_exactly_the_last_siglip_blocks(folder):
     path, _ = folder
     model = reid(path, finetune_last_n=2)
     tail = {n for g in model.parameter_groups() if g["name"] == "backbone_tail" for n in g["param_names"]}
-    expected = {n for n, _ in model.named_parameters() if n.startswith(("clip.visual.transformer.resblocks.1.",
-                                                                         "clip.visual.transformer.resblocks.2."))}
-    assert tail == expected and {n for n, p in model.named_parameters() if p.requires_grad and n.startswith("clip.")} == expected
+    expected = {n for n, _ in model.named_parameters() if n.startswith(("backbone.visual.transformer.resblocks.1.",
+                                                                         "backbone.visual.transformer.resblocks.2."))}
+    assert tail == expected and {n for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")} == expected
     out = model(torch.randn(2, 2, 3, 64, 32), torch.tensor([0, 1]))
     (sum(x.sum() for x in out.logits) + sum(f.pow(2).mean() for f in out.triplet_features)).backward()
-    blocks = model.clip.visual.blocks
+    blocks = model.backbone.visual.blocks
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in blocks[2].parameters())
     assert all(p.grad is None for p in blocks[0].parameters())
-    assert model.clip.visual.head.probe.grad is None and model.clip.visual.patch_embedding.weight.grad is None
+    assert model.backbone.visual.head.probe.grad is None and model.backbone.visual.patch_embedding.weight.grad is None
     whole = reid(path, finetune_last_n=3)
     assert {n for g in whole.parameter_groups() if g["name"] == "backbone_tail" for n in g["param_names"]} == {
-        f"clip.visual.{n}" for n, _ in whole.clip.visual.named_parameters()}
+        f"backbone.visual.{n}" for n, _ in whole.backbone.visual.named_parameters()}
 
 
 def test_identity_prompts_train_through_the_frozen_siglip_text_tower(folder):
@@ -144,7 +144,7 @@ def test_identity_prompts_train_through_the_frozen_siglip_text_tower(folder):
     torch.testing.assert_close(features[1], features[2])
     features.sum().backward()
     assert model.prompt_learner.id_tokens.grad[3].abs().sum() > 0 and model.prompt_learner.id_tokens.grad[1].abs().sum() == 0
-    assert all(p.grad is None for p in model.clip.text.parameters())
+    assert all(p.grad is None for p in model.backbone.text.parameters())
 
 
 def test_both_stages_train_on_siglip_and_the_checkpoint_rebuilds_without_the_folder(folder, tmp_path):
@@ -177,7 +177,7 @@ def test_both_stages_train_on_siglip_and_the_checkpoint_rebuilds_without_the_fol
     trained.load_state_dict(state["model"])
     shutil.rmtree(weights)  # a deployment machine has the checkpoint only
     loaded = load_trained_model(result.last_checkpoint).model
-    assert isinstance(loaded.clip, SigLIP)
+    assert isinstance(loaded.backbone, SigLIP)
     clips, keys = torch.randn(2, 2, 3, 64, 32), torch.tensor([0, 1])
     with torch.no_grad():
         torch.testing.assert_close(loaded.embed(clips, keys), trained.eval().embed(clips, keys), rtol=0, atol=0)

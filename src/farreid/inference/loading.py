@@ -49,7 +49,7 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 
 def _backbone(path: Path, record: Mapping[str, Any], weights: Mapping[str, torch.Tensor], cfg: Config) -> Backbone:
     """Empty towers from the checkpoint's backbone record (checked against the weight shapes by its family)."""
-    towers = {key[len("clip."):]: value for key, value in weights.items() if key.startswith("clip.")}
+    towers = {key[len("backbone."):]: value for key, value in weights.items() if key.startswith("backbone.")}
     try:
         return rebuild_backbone(
             record, towers, image_size=tuple(cfg.model.image_size), stride=cfg.model.stride or None,
@@ -125,8 +125,8 @@ def load_trained_model(checkpoint: str | Path | StoredCheckpoint) -> LoadedCheck
     if not isinstance(info, Mapping) or not info.get("backbone") or "num_keys" not in info:
         raise CheckpointError(f"{path} has no model_info record (backbone, num_keys) of the model it holds: not a "
                               "stage-2 checkpoint written by farreid")
-    clip = _backbone(path, info["backbone"], weights, cfg)
-    model = FarReID(cfg.model, int(state["num_classes"]), int(info["num_keys"]), clip=clip)
+    towers = _backbone(path, info["backbone"], weights, cfg)
+    model = FarReID(cfg.model, int(state["num_classes"]), int(info["num_keys"]), backbone=towers)
     try:
         model.load_state_dict(weights, assign=True)
     except RuntimeError as exc:

@@ -67,11 +67,11 @@ class ReIDModel:
     ):
         if cfg is None:
             cfg = Config()
-            cfg.model.image_size = list(model.clip.visual.image_size)
+            cfg.model.image_size = list(model.backbone.visual.image_size)
         self.cfg = cfg
         self.precision = _precision(device, precision)
         self.model = model.eval().requires_grad_(False).to(self.precision.device)
-        self.size = tuple(model.clip.visual.image_size)  # the model's input contract
+        self.size = tuple(model.backbone.visual.image_size)  # the model's input contract
         self.interpolation = cfg.data.interpolation
         self.flip = cfg.eval.flip if flip is None else bool(flip)
         self.dense = cfg.eval.dense if dense is None else bool(dense)
@@ -96,7 +96,7 @@ class ReIDModel:
         """
         loaded = load_trained_model(path)
         model = loaded.model
-        model.clip.text = None  # the text tower only serves training (identity prompts); free its memory
+        model.backbone.text = None  # the text tower only serves training (identity prompts); free its memory
         out = cls(model, loaded.cfg, device=device, precision=precision, source=loaded.path.absolute(), **settings)
         state = "finished" if loaded.complete else "not finished"
         log.info(
@@ -123,7 +123,7 @@ class ReIDModel:
     # ------------------------------------------------------------------------------------------ properties
     @property
     def dim(self) -> int:
-        visual = self.model.clip.visual
+        visual = self.model.backbone.visual
         return visual.width + visual.output_dim
 
     @property

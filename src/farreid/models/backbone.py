@@ -108,7 +108,7 @@ class FamilyTowers(Protocol):
 
     def rebuild(self, spec: Mapping[str, Any], weights: Mapping[str, Tensor], **build: Any) -> Backbone:
         """Empty towers for a trained model's recorded spec (`asdict` of the family's spec), checked against
-        `weights`, the towers' own tensors (FarReID's `clip.*` without the prefix), where the family can."""
+        `weights`, the towers' own tensors (FarReID's `backbone.*` without the prefix), where the family can."""
 
 
 @dataclass(frozen=True)

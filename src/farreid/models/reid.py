@@ -54,23 +54,22 @@ class FarReID(nn.Module):
     `num_keys` is the number of camera ids (used when `pbp.key="camera"` and `pbp.num_keys` is 0; other keys size
     themselves). `finetune_last_n` blocks of the image tower train at `finetune_lr_mult` x the base rate; equal to
     the depth it trains the whole image tower (patch embedding, positions, ln_post and proj too: training from
-    scratch). `clip` passes ready towers of any backbone family (e.g. rebuilt from a trained checkpoint, whose
-    weights replace `pretrained`'s); then the backbone, weights and input-size settings are not read. The
-    attribute is `clip` for every family (vision-language towers; it is also the state-dict prefix).
+    scratch). `backbone` passes ready towers of any backbone family (e.g. rebuilt from a trained checkpoint, whose
+    weights replace `pretrained`'s); then the backbone, weights and input-size settings are not read.
     """
 
-    def __init__(self, cfg: ModelConfig, num_classes: int, num_keys: int = 0, clip: Backbone | None = None):
+    def __init__(self, cfg: ModelConfig, num_classes: int, num_keys: int = 0, backbone: Backbone | None = None):
         super().__init__()
         if num_classes <= 0:
             raise FarreidError(f"num_classes must be > 0, got {num_classes}")
         self.cfg = cfg
-        self.clip = clip or create_backbone(
+        self.backbone = backbone or create_backbone(
             cfg.backbone, cfg.pretrained, tuple(cfg.image_size), cfg.stride or None, cfg.pos_resize, cfg.activation,
             cfg.allow_torchscript,
         )
-        if self.clip.text is None:
+        if self.backbone.text is None:
             raise FarreidError(f"backbone {cfg.backbone or cfg.pretrained} has no text tower; the identity text prompts need one")
-        visual = self.clip.visual
+        visual = self.backbone.visual
         depth, width, proj_dim = visual.layers, visual.width, visual.output_dim
         if not 0 <= cfg.finetune_last_n <= depth:
             raise FarreidError(f"model.finetune_last_n={cfg.finetune_last_n} must lie in [0, {depth}] (the tower's depth)")
@@ -93,7 +92,7 @@ class FarReID(nn.Module):
         self.pool_proj = TemporalPooling(proj_dim, cfg.pooling)
         self.head = BNNeckClassifier(width, num_classes)
         self.head_proj = BNNeckClassifier(proj_dim, num_classes)
-        text = self.clip.text
+        text = self.backbone.text
         template = text.prompt_template(2 * cfg.text.n_ctx + cfg.text.n_id_tokens)
         self.prompt_learner = TextPromptLearner(num_classes, text.width, template, cfg.text.n_ctx, cfg.text.n_id_tokens)
         self.set_stage("stage2")
@@ -101,18 +100,18 @@ class FarReID(nn.Module):
     def checkpoint_info(self) -> dict:
         """What a checkpoint needs besides the config and the weights to rebuild this model without reading
         `model.pretrained` again: the backbone family and its spec, and the number of prompt keys."""
-        return {"backbone": backbone_record(self.clip), "num_keys": self.prompts.num_keys if self.prompts is not None else 0}
+        return {"backbone": backbone_record(self.backbone), "num_keys": self.prompts.num_keys if self.prompts is not None else 0}
 
     @property
     def triplet_feature_dims(self) -> tuple[int, int, int]:
         """Widths of `ReIDOutput.triplet_features` (they size learned loss state: the centre loss's centres)."""
-        visual = self.clip.visual
+        visual = self.backbone.visual
         return visual.width, visual.width, visual.output_dim
 
     # ----------------------------------------------------------------- what trains
     def _tail_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        visual = self.clip.visual
-        named = [(f"clip.visual.{n}", p) for n, p in visual.named_parameters()]
+        visual = self.backbone.visual
+        named = [(f"backbone.visual.{n}", p) for n, p in visual.named_parameters()]
         if self.cfg.finetune_last_n == visual.layers:
             return named
         tail = {id(p) for block in visual.blocks[visual.layers - self.cfg.finetune_last_n :] for p in block.parameters()}
@@ -168,7 +167,7 @@ class FarReID(nn.Module):
         """Leading part of the image tower that needs no autograd: none when the whole tower trains; the
         embedding when adapters/prompts start at block 0 (the graph must flow through every frozen block
         to reach them); else the embedding and every block before the tail."""
-        visual = self.clip.visual
+        visual = self.backbone.visual
         if self.cfg.finetune_last_n == visual.layers:
             return -1
         if self.adapters is not None or self.prompts is not None:
@@ -192,7 +191,7 @@ class FarReID(nn.Module):
             if keys is None:
                 raise FarreidError("prompt keys are required when platform prompts are enabled (model.prompt_keys(batch))")
             extra = self.prompts(keys.to(clip.device), t)
-        out = self.clip.visual.frame_features(
+        out = self.backbone.visual.frame_features(
             clip.flatten(0, 1), extra_tokens=extra, sides=sides, no_grad_prefix=self._no_grad_prefix
         )
         return FrameFeatures(
@@ -224,7 +223,7 @@ class FarReID(nn.Module):
         """Stage 1's image feature: the plain image tower (no adapters, no prompts), its projected feature averaged
         over the real frames (B, d_proj)."""
         b, t = clip.shape[:2]
-        projected = self.clip.encode_image(clip.flatten(0, 1)).reshape(b, t, -1).float()
+        projected = self.backbone.encode_image(clip.flatten(0, 1)).reshape(b, t, -1).float()
         if mask is None:
             return projected.mean(dim=1)
         weights = mask.to(projected.dtype).unsqueeze(-1)
@@ -232,4 +231,4 @@ class FarReID(nn.Module):
 
     def text_features(self, labels: Tensor) -> Tensor:
         """(n,) identity labels -> (n, d_proj) features of their learned prompts through the frozen text tower."""
-        return self.prompt_learner(labels, self.clip.text)
+        return self.prompt_learner(labels, self.backbone.text)
