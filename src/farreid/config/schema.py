@@ -235,7 +235,8 @@ class Config:
 PLATFORMS = ("ground", "aerial")  # index = the `platform` code in batches (0 = ground, 1 = aerial)
 SAMPLING_MODES = ("restricted_random", "segment_begin", "consecutive", "all")  # `all` = dense, test time only
 INTERPOLATIONS = ("bicubic", "bilinear")
-ACTIVATION_CHOICES = ("auto", "quick_gelu", "gelu")
+CLIP_ACTIVATIONS = ("quick_gelu", "gelu")  # QuickGELU: what OpenAI's weights were trained with
+ACTIVATION_CHOICES = ("auto", *CLIP_ACTIVATIONS)  # auto: the checkpoint's own, or its family's
 PROMPT_KEYS = ("camera", "platform", "altitude", "distance")
 POOLING_MODES = ("attention", "mean")
 TRAIN_STAGES = ("stage1", "stage2")
@@ -469,6 +470,6 @@ OPTIONS: dict[str, Range | tuple] = {
     "search --rerank-max-gallery": Range(1),
     "extract --shard-size": Range(1),
     "export onnx --atol": Range(0, open_low=True),
-    "export onnx --opset": Range(18),
-    "data synth --stress": PROBABILITY,  # the dynamo exporter writes opset 18 or newer (it upgrades older requests)
+    "export onnx --opset": Range(18),  # the dynamo exporter writes opset 18 or newer (it upgrades older requests)
+    "data synth --stress": PROBABILITY,
 }

@@ -15,11 +15,12 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
+from farreid.config.schema import TRAIN_STAGES
 from farreid.errors import FarreidError
 from farreid.utils.io import atomic_torch_save
 
 FORMAT = "farreid-train-checkpoint/1"
-STAGES = ("pretrain", "stage1", "stage2")  # in the order they run; pretraining has a run of its own
+STAGES = ("pretrain", *TRAIN_STAGES)  # in the order they run; pretraining has a run of its own
 STEP_FILE = re.compile(r"^(pretrain|stage[12])-step(\d+)\.pt$")
 
 # Keys that say where things are or how verbosely a run works, not what it computes; they may differ on resume.

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from farreid.config.schema import ModelConfig
+from farreid.config.schema import TRAIN_STAGES, ModelConfig
 from farreid.errors import FarreidError
 from farreid.models.adapters import VSLAdapter
 from farreid.models.backbone import Backbone, backbone_record, create_backbone
@@ -23,9 +23,6 @@ from farreid.models.heads import BNNeckClassifier
 from farreid.models.pooling import TemporalPooling
 from farreid.models.prompts import PlatformPrompts, keys_from_batch, num_prompt_keys, tracing
 from farreid.models.text_prompt import TextPromptLearner
-
-
-STAGES = ("stage1", "stage2")
 
 
 @dataclass
@@ -131,8 +128,8 @@ class FarReID(nn.Module):
     def set_stage(self, stage: str) -> None:
         """stage1: only the text prompt learner trains; stage2: new modules + the image tower's tail.
         Every other parameter gets requires_grad=False."""
-        if stage not in STAGES:
-            raise FarreidError(f"stage must be one of {', '.join(STAGES)}; got {stage!r}")
+        if stage not in TRAIN_STAGES:
+            raise FarreidError(f"stage must be one of {', '.join(TRAIN_STAGES)}; got {stage!r}")
         self.requires_grad_(False)
         if stage == "stage1":
             self.prompt_learner.requires_grad_(True)

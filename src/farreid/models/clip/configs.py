@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from farreid.config.schema import CLIP_ACTIVATIONS as ACTIVATIONS
 from farreid.errors import FarreidError
-
-ACTIVATIONS = ("quick_gelu", "gelu")
 
 
 @dataclass(frozen=True)
