@@ -55,53 +55,23 @@ class VisionOutput:
         return self.tokens[:, 0]
 
 
-class VisionTower(nn.Module):
-    """Patch embedding + CLS + positional embedding + ln_pre -> blocks -> ln_post -> proj.
+class TokenTower(nn.Module):
+    """What the image towers built on `layers.Transformer` share (CLIP's and SigLIP's): the patch grid of the
+    input size they are built for, the block list, gradient checkpointing, and the forward pass with its hooks.
+    A tower adds `embed` (images -> tokens before the blocks) and `readout` (the last block's tokens -> the
+    normalised tokens and the projected feature)."""
 
-    `image_size` is the (H, W) the tower is built for; inputs of another size still work (the positional
-    embedding is resized on the fly). `stride` < patch gives overlapping patches.
-    """
+    transformer: Transformer
 
-    def __init__(
-        self,
-        width: int,
-        layers: int,
-        heads: int,
-        patch_size: int,
-        output_dim: int,
-        image_size: tuple[int, int] = (224, 224),
-        mlp_width: int | None = None,
-        stride: int | None = None,
-        activation: str = "quick_gelu",
-        pos_resize: str = "bicubic",
-        autocast: str | None = None,
-    ):
+    def __init__(self, patch_size: int, image_size: tuple[int, int], stride: int | None, output_dim: int,
+                 pos_resize: str, autocast: str | None):
         super().__init__()
         if autocast is not None and autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"autocast must be None, 'bf16' or 'fp16'; got {autocast!r}")
-        self.patch_size = patch_size
-        self.stride = stride or patch_size
+        self.patch_size, self.stride = patch_size, stride or patch_size
         self.image_size = tuple(image_size)
-        self.grid = (grid_size(image_size[0], patch_size, self.stride), grid_size(image_size[1], patch_size, self.stride))
-        self.pos_resize = pos_resize
-        self.autocast = autocast
-        self.output_dim = output_dim
-        scale = width**-0.5
-        self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=self.stride, bias=False)
-        self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(scale * torch.randn(1 + self.grid[0] * self.grid[1], width))
-        self.ln_pre = nn.LayerNorm(width)
-        self.transformer = Transformer(width, layers, heads, mlp_width or 4 * width, activation)
-        self.ln_post = nn.LayerNorm(width)
-        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
-        init_transformer_(self.transformer)
-
-    @classmethod
-    def from_spec(cls, spec: VisionSpec, image_size: tuple[int, int] | None = None, **kwargs) -> "VisionTower":
-        return cls(
-            spec.width, spec.layers, spec.heads, spec.patch_size, spec.output_dim,
-            image_size=image_size or (spec.image_size, spec.image_size), mlp_width=spec.mlp_width, **kwargs,
-        )
+        self.grid = tuple(grid_size(side, patch_size, self.stride) for side in self.image_size)
+        self.output_dim, self.pos_resize, self.autocast = output_dim, pos_resize, autocast
 
     @property
     def width(self) -> int:
@@ -119,16 +89,10 @@ class VisionTower(nn.Module):
         self.transformer.grad_checkpointing = enabled
 
     def embed(self, images: Tensor) -> Tensor:
-        """(N, 3, H, W) -> ln_pre(CLS + patches + positions) (N, 1 + h*w, width)."""
-        x = self.conv1(images)  # (N, D, h, w)
-        grid = (x.shape[2], x.shape[3])
-        x = x.flatten(2).transpose(1, 2)  # (N, h*w, D)
-        cls_token = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        pos = self.positional_embedding
-        if grid != self.grid:
-            pos = resize_pos_embed(pos, self.grid, grid, self.pos_resize)
-        x = torch.cat([cls_token, x], dim=1) + pos.to(x.dtype)
-        return self.ln_pre(x)
+        raise NotImplementedError
+
+    def readout(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
 
     def forward(
         self,
@@ -152,9 +116,64 @@ class VisionTower(nn.Module):
             x, kept = self.transformer(
                 x, extra_tokens, sides, keep=return_blocks, no_grad_blocks=max(no_grad_prefix, 0)
             )
-            tokens = self.ln_post(x)
-            projected = tokens[:, 0] @ self.proj.to(tokens.dtype)
+            tokens, projected = self.readout(x)
         return VisionOutput(blocks=kept, tokens=tokens, projected=projected)
+
+
+class VisionTower(TokenTower):
+    """Patch embedding + CLS + positional embedding + ln_pre -> blocks -> ln_post -> proj.
+
+    `image_size` is the (H, W) the tower is built for; inputs of another size still work (the positional
+    embedding is resized on the fly). `stride` < patch gives overlapping patches.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        layers: int,
+        heads: int,
+        patch_size: int,
+        output_dim: int,
+        image_size: tuple[int, int] = (224, 224),
+        mlp_width: int | None = None,
+        stride: int | None = None,
+        activation: str = "quick_gelu",
+        pos_resize: str = "bicubic",
+        autocast: str | None = None,
+    ):
+        super().__init__(patch_size, image_size, stride, output_dim, pos_resize, autocast)
+        scale = width**-0.5
+        self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=self.stride, bias=False)
+        self.class_embedding = nn.Parameter(scale * torch.randn(width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(1 + self.grid[0] * self.grid[1], width))
+        self.ln_pre = nn.LayerNorm(width)
+        self.transformer = Transformer(width, layers, heads, mlp_width or 4 * width, activation)
+        self.ln_post = nn.LayerNorm(width)
+        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+        init_transformer_(self.transformer)
+
+    @classmethod
+    def from_spec(cls, spec: VisionSpec, image_size: tuple[int, int] | None = None, **kwargs) -> "VisionTower":
+        return cls(
+            spec.width, spec.layers, spec.heads, spec.patch_size, spec.output_dim,
+            image_size=image_size or (spec.image_size, spec.image_size), mlp_width=spec.mlp_width, **kwargs,
+        )
+
+    def embed(self, images: Tensor) -> Tensor:
+        """(N, 3, H, W) -> ln_pre(CLS + patches + positions) (N, 1 + h*w, width)."""
+        x = self.conv1(images)  # (N, D, h, w)
+        grid = (x.shape[2], x.shape[3])
+        x = x.flatten(2).transpose(1, 2)  # (N, h*w, D)
+        cls_token = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        pos = self.positional_embedding
+        if grid != self.grid:
+            pos = resize_pos_embed(pos, self.grid, grid, self.pos_resize)
+        x = torch.cat([cls_token, x], dim=1) + pos.to(x.dtype)
+        return self.ln_pre(x)
+
+    def readout(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        tokens = self.ln_post(x)
+        return tokens, tokens[:, 0] @ self.proj.to(tokens.dtype)
 
     def frame_features(
         self,

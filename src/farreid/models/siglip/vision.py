@@ -4,7 +4,6 @@ blocks (the shared `Transformer`, so adapters and prompts hook in as in CLIP) ->
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from typing import Sequence
 
@@ -13,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from farreid.models.backbone import TowerFeatures
-from farreid.models.clip.layers import SideBranches, Transformer, grid_size, init_transformer_, make_activation
-from farreid.models.clip.vision import AUTOCAST_DTYPES, VisionOutput, resize_grid
+from farreid.models.clip.layers import SideBranches, Transformer, init_transformer_, make_activation
+from farreid.models.clip.vision import TokenTower, resize_grid
 from farreid.models.siglip.configs import ACTIVATION, LAYER_NORM_EPS, SiglipVisionSpec
 
 
@@ -47,7 +46,7 @@ class AttentionPoolHead(nn.Module):
         return (pooled + self.mlp(self.ln(pooled)))[:, 0]
 
 
-class SiglipVisionTower(nn.Module):
+class SiglipVisionTower(TokenTower):
     """`image_size` (H, W) is the size the tower is built for; other sizes work (positions resized on the fly)."""
 
     def __init__(
@@ -58,36 +57,15 @@ class SiglipVisionTower(nn.Module):
         pos_resize: str = "bicubic",
         autocast: str | None = None,
     ):
-        super().__init__()
-        if autocast is not None and autocast not in AUTOCAST_DTYPES:
-            raise ValueError(f"autocast must be None, 'bf16' or 'fp16'; got {autocast!r}")
-        width, patch = spec.width, spec.patch_size
-        self.patch_size, self.stride = patch, stride or patch
-        self.image_size = tuple(image_size or (spec.image_size, spec.image_size))
-        self.grid = tuple(grid_size(side, patch, self.stride) for side in self.image_size)
-        self.pos_resize, self.autocast = pos_resize, autocast
-        self.output_dim = spec.output_dim
-        self.patch_embedding = nn.Conv2d(3, width, kernel_size=patch, stride=self.stride)
+        image_size = image_size or (spec.image_size, spec.image_size)
+        super().__init__(spec.patch_size, image_size, stride, spec.output_dim, pos_resize, autocast)
+        width = spec.width
+        self.patch_embedding = nn.Conv2d(3, width, kernel_size=spec.patch_size, stride=self.stride)
         self.positional_embedding = nn.Parameter(width**-0.5 * torch.randn(self.grid[0] * self.grid[1], width))
         self.transformer = Transformer(width, spec.layers, spec.heads, spec.mlp_width, ACTIVATION, LAYER_NORM_EPS)
         self.ln_post = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
         self.head = AttentionPoolHead(width, spec.heads, spec.mlp_width)
         init_transformer_(self.transformer)
-
-    @property
-    def width(self) -> int:
-        return self.transformer.width
-
-    @property
-    def layers(self) -> int:
-        return self.transformer.layers
-
-    @property
-    def blocks(self) -> nn.ModuleList:
-        return self.transformer.resblocks
-
-    def set_grad_checkpointing(self, enabled: bool = True) -> None:
-        self.transformer.grad_checkpointing = enabled
 
     def embed(self, images: Tensor) -> Tensor:
         """(N, 3, H, W) -> patches + positions (N, h*w, width); no CLS token, no pre-norm."""
@@ -96,29 +74,10 @@ class SiglipVisionTower(nn.Module):
         pos = resize_grid(self.positional_embedding, self.grid, grid, self.pos_resize)
         return x.flatten(2).transpose(1, 2) + pos.to(x.dtype)
 
-    def forward(
-        self,
-        images: Tensor,
-        extra_tokens: Sequence[Tensor | None] | None = None,
-        sides: Sequence[SideBranches | None] | None = None,
-        return_blocks: Sequence[int] = (),
-        no_grad_prefix: int = -1,
-    ) -> VisionOutput:
-        """Hooks as in the CLIP tower; `projected` is the attention-pool head's output."""
-        ctx = (
-            torch.autocast(images.device.type, dtype=AUTOCAST_DTYPES[self.autocast])
-            if self.autocast
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            with torch.no_grad() if no_grad_prefix >= 0 else contextlib.nullcontext():
-                x = self.embed(images)
-            x, kept = self.transformer(
-                x, extra_tokens, sides, keep=return_blocks, no_grad_blocks=max(no_grad_prefix, 0)
-            )
-            tokens = self.ln_post(x)
-            projected = self.head(tokens)
-        return VisionOutput(blocks=kept, tokens=tokens, projected=projected)
+    def readout(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The post-LN tokens, and the attention-pool head's output as the projected feature."""
+        tokens = self.ln_post(x)
+        return tokens, self.head(tokens)
 
     def frame_features(
         self,
