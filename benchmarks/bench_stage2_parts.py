@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[name] = {"overrides": list(VARIANTS[name]), "pooled": result.pooled.mAP,
                       **{p.name: p.rank.mAP for p in result.labelled}}
         print(name, {k: round(100 * v, 1) for k, v in rows[name].items() if k != "overrides"}, flush=True)
-    save("bench_stage2_parts", {"demo": str(args.demo), "seed": args.seed, "mAP": rows})
+    save("bench_stage2_parts", {"demo_seed": args.seed, "mAP": rows})
     return 0
 
 

@@ -5,6 +5,7 @@ All take float32 tensors (callers cast autocast outputs) and return scalar means
 
 from __future__ import annotations
 
+import abc
 from typing import Any, ClassVar, Sequence
 
 import torch
@@ -73,7 +74,7 @@ def centre_loss(features: Tensor, centres: Tensor, pids: Tensor) -> Tensor:
     return 0.5 * (features - centres[pids]).pow(2).sum(1).mean()
 
 
-class LossTerm(nn.Module):
+class LossTerm(nn.Module, abc.ABC):
     """One named term of the stage-2 objective; its weight is the `LossConfig` field `weight_key`.
 
     `name` is the term's metric in the logs. `needs_text`: it reads the identity text table. `keeps_graph`: it is
@@ -93,9 +94,9 @@ class LossTerm(nn.Module):
         super().__init__()
         self.weight = float(getattr(config, self.weight_key))
 
+    @abc.abstractmethod
     def forward(self, out: ReIDOutputLike, pids: Tensor, text_table: Tensor | None) -> Tensor:
         """The unweighted term on the global batch (float32 inputs, scalar mean)."""
-        raise NotImplementedError
 
 
 class IdentityLoss(LossTerm):

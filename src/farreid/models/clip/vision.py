@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from dataclasses import dataclass
 from typing import Sequence
@@ -55,7 +56,7 @@ class VisionOutput:
         return self.tokens[:, 0]
 
 
-class TokenTower(nn.Module):
+class TokenTower(nn.Module, abc.ABC):
     """What the image towers built on `layers.Transformer` share (CLIP's and SigLIP's): the patch grid of the
     input size they are built for, the block list, gradient checkpointing, and the forward pass with its hooks.
     A tower adds `embed` (images -> tokens before the blocks) and `readout` (the last block's tokens -> the
@@ -88,11 +89,13 @@ class TokenTower(nn.Module):
     def set_grad_checkpointing(self, enabled: bool = True) -> None:
         self.transformer.grad_checkpointing = enabled
 
+    @abc.abstractmethod
     def embed(self, images: Tensor) -> Tensor:
-        raise NotImplementedError
+        """(N, 3, H, W) -> the tokens the first block takes (N, L, width)."""
 
+    @abc.abstractmethod
     def readout(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        raise NotImplementedError
+        """The last block's output -> (normalised tokens (N, L, width), projected feature (N, output_dim))."""
 
     def forward(
         self,
