@@ -36,8 +36,8 @@ def build_training_parts(cfg: Config, ctx: DistContext) -> TrainingParts:
         build_dataset_from_config,
         build_train_loader,
         collate_clips,
-        holdout_identities,
         eval_clips,
+        holdout_identities,
     )
     from farreid.models import FarReID
 
