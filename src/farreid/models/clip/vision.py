@@ -97,6 +97,22 @@ class TokenTower(nn.Module, abc.ABC):
     def readout(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The last block's output -> (normalised tokens (N, L, width), projected feature (N, output_dim))."""
 
+    @abc.abstractmethod
+    def summary(self, tokens: Tensor) -> Tensor:
+        """(N, L, width) tokens of one block -> the per-image feature (N, width) the paper reads there."""
+
+    def frame_features(
+        self,
+        images: Tensor,
+        extra_tokens: Sequence[Tensor | None] | None = None,
+        sides: Sequence[SideBranches | None] | None = None,
+        no_grad_prefix: int = -1,
+    ) -> TowerFeatures:
+        """The paper's three features: the summary of the second-to-last block (raw residual stream), the
+        summary after the final norm, and the projected feature."""
+        out = self(images, extra_tokens, sides, return_blocks=(-2,), no_grad_prefix=no_grad_prefix)
+        return TowerFeatures(self.summary(out.blocks[-2]), self.summary(out.tokens), out.projected)
+
     def forward(
         self,
         images: Tensor,
@@ -178,14 +194,6 @@ class VisionTower(TokenTower):
         tokens = self.ln_post(x)
         return tokens, tokens[:, 0] @ self.proj.to(tokens.dtype)
 
-    def frame_features(
-        self,
-        images: Tensor,
-        extra_tokens: Sequence[Tensor | None] | None = None,
-        sides: Sequence[SideBranches | None] | None = None,
-        no_grad_prefix: int = -1,
-    ) -> TowerFeatures:
-        """The paper's three features: the CLS of the second-to-last block (raw residual stream), the final
-        CLS after ln_post, and the projected CLS."""
-        out = self(images, extra_tokens, sides, return_blocks=(-2,), no_grad_prefix=no_grad_prefix)
-        return TowerFeatures(penultimate=out.blocks[-2][:, 0], final=out.pooled, projected=out.projected)
+    def summary(self, tokens: Tensor) -> Tensor:
+        """The CLS token: the paper's per-block feature."""
+        return tokens[:, 0]

@@ -5,14 +5,12 @@ blocks (the shared `Transformer`, so adapters and prompts hook in as in CLIP) ->
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from farreid.models.backbone import TowerFeatures
-from farreid.models.clip.layers import SideBranches, Transformer, init_transformer_, make_activation
+from farreid.models.clip.layers import Transformer, init_transformer_, make_activation
 from farreid.models.clip.vision import TokenTower, resize_grid
 from farreid.models.siglip.configs import ACTIVATION, LAYER_NORM_EPS, SiglipVisionSpec
 
@@ -79,20 +77,11 @@ class SiglipVisionTower(TokenTower):
         tokens = self.ln_post(x)
         return tokens, self.head(tokens)
 
-    def frame_features(
-        self,
-        images: Tensor,
-        extra_tokens: Sequence[Tensor | None] | None = None,
-        sides: Sequence[SideBranches | None] | None = None,
-        no_grad_prefix: int = -1,
-    ) -> TowerFeatures:
+    def summary(self, tokens: Tensor) -> Tensor:
         """Without a CLS token, a block's summary is the mean of its patch tokens (global average pooling,
         the readout ViTs without a class token use): penultimate = mean of the second-to-last block's raw
-        tokens, final = mean of the post-LN tokens, projected = the attention-pool head. The paper's CLS of
+        tokens, final = mean of the post-LN tokens; projected stays the attention-pool head. The paper's CLS of
         the penultimate and last blocks is a per-block summary over every patch; the head is not one (it was
         trained on post-LN last-block tokens only), so the parameter-free mean is the analogue that exists at
         every depth, and the head keeps its role as the image embedding of the joint space."""
-        out = self(images, extra_tokens, sides, return_blocks=(-2,), no_grad_prefix=no_grad_prefix)
-        return TowerFeatures(
-            penultimate=out.blocks[-2].mean(dim=1), final=out.tokens.mean(dim=1), projected=out.projected
-        )
+        return tokens.mean(dim=1)
